@@ -1,0 +1,1 @@
+"""Pure PyTorch + numpy model code for CV Playground. Nothing below this package imports gradio."""

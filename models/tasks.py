@@ -1,0 +1,111 @@
+"""What a tab's pipeline looks like to its callers (the UI and `python app.py predict`): options, models, outputs.
+
+Each family module builds one `Task`; `TASKS` maps the tab id to it. Options are declared once here and parsed from
+`--set key=value` text for the command line, so the command line and the UI accept exactly the same settings.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+class OptionError(ValueError):
+    """An unknown or malformed option; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: Any
+    help: str
+    choices: tuple | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def parse(self, text: str) -> Any:
+        kind = type(self.default)
+        try:
+            if kind is bool:
+                lowered = text.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                value = lowered in ("1", "true", "yes", "on")
+            else:
+                value = kind(text)
+        except ValueError:
+            raise OptionError(f"option {self.name} expects a {kind.__name__}, got {text!r}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"option {self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"option {self.name} must be at least {self.minimum}; got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise OptionError(f"option {self.name} must be at most {self.maximum}; got {value}")
+        return value
+
+
+@dataclass
+class TaskOutput:
+    """What one run produced: named images (RGB or RGBA uint8) and a JSON-ready record of the numbers."""
+
+    images: dict[str, np.ndarray]
+    record: dict[str, Any]
+    summary: str = ""  # one line for people: model, device, sizes, milliseconds
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    models: tuple[str, ...]
+    default_model: str
+    options: tuple[Option, ...]
+    max_side: int  # inputs with a longer side are scaled down first (the UI says so)
+    run: Callable[..., TaskOutput]  # run(loaded_image, model=..., checkpoint=None, progress=None, **options)
+    preload: Callable[[str], None] = field(default=lambda model: None)
+
+    def option(self, name: str) -> Option:
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise OptionError(f"unknown option {name!r} for {self.id}; valid: {', '.join(o.name for o in self.options)}")
+
+    def parse_options(self, pairs: list[str]) -> dict[str, Any]:
+        values = {option.name: option.default for option in self.options}
+        for pair in pairs:
+            if "=" not in pair:
+                raise OptionError(f"--set expects key=value, got {pair!r}; valid keys: {', '.join(values)}")
+            key, text = pair.split("=", 1)
+            values[key.strip()] = self.option(key.strip()).parse(text)
+        return values
+
+    def check_model(self, model: str) -> str:
+        if model not in self.models:
+            raise OptionError(f"unknown model {model!r} for {self.id}; valid: {', '.join(self.models)}")
+        return model
+
+
+# Tab id -> module that defines TASK. Modules are imported on first use, so start-up stays fast.
+_TASK_MODULES = {
+    "super-resolution": "models.super_resolution",
+}
+
+
+def task_ids() -> list[str]:
+    return list(_TASK_MODULES)
+
+
+def get_task(task_id: str) -> Task:
+    if task_id not in _TASK_MODULES:
+        raise OptionError(f"unknown task {task_id!r}; valid: {', '.join(_TASK_MODULES)}")
+    return importlib.import_module(_TASK_MODULES[task_id]).TASK
+
+
+def load_all() -> list[Task]:
+    """Import every family module, which also registers every checkpoint in the weights catalogue."""
+    return [get_task(task_id) for task_id in _TASK_MODULES]
