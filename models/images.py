@@ -199,3 +199,8 @@ def _to_uint8(array: np.ndarray, notes: list[str]) -> np.ndarray:
             return np.clip(np.rint(array.astype(np.float64) * (255.0 / full_scale)), 0, 255).astype(np.uint8)
         return np.clip(array, 0, 255).astype(np.uint8)
     raise ImageInputError(f"Unsupported pixel type {array.dtype}.")
+
+
+def save_png(array: np.ndarray, path) -> None:
+    """Write an RGB or RGBA uint8 array losslessly."""
+    Image.fromarray(array).save(path, format="PNG")

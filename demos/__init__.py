@@ -1,0 +1,4 @@
+"""The tabs of CV Playground, in the order they appear. Each module has ID, TITLE, EXPLANATION and build()."""
+from . import super_resolution
+
+DEMOS = [super_resolution]
