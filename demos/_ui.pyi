@@ -1,0 +1,174 @@
+"""Widgets and wiring every tab shares: the input panel (upload, webcam, clipboard, Live), errors, result lines.
+
+Nothing here computes on tensors: a handler loads the input with `models.images`, calls the tab's `Task.run`, and
+formats what comes back.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+import numpy as np
+
+from models import images, weights
+from models.tasks import OptionError
+
+LIVE_MAX_SIDE = 640  # webcam frames are scaled to at most this before the tab's own limit
+LIVE_STREAM_EVERY = 0.1  # seconds between captured frames (frames are dropped, not queued, while one is running)
+LIVE_TIME_LIMIT = 60  # seconds one viewer may hold a worker before rejoining the queue
+MODEL_CONCURRENCY_ID = "models"  # every model tab shares one pool of workers
+MODEL_CONCURRENCY_LIMIT = 2
+_WEBCAM = gr.WebcamOptions(mirror=True, constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}})
+_OUTPUT_DIR = Path(tempfile.gettempdir()) / "cvpg-outputs"
+log = logging.getLogger("cvpg")
+
+# Failures a person can act on: their message is shown as it is.
+USER_ERRORS = (images.ImageInputError, weights.WeightsError, OptionError, ValueError, MemoryError)
+
+from gradio.events import Dependency
+
+class ImageInput(gr.Image):
+    """gr.Image that hands the handler the raw upload (a path, or the bytes of a webcam frame) undecoded.
+
+    gr.Image would open the file with PIL itself before our code runs, so a damaged upload would fail with a generic
+    error; here every decode happens in `models.images.load`, which explains what is wrong.
+    """
+
+    is_template = True  # rendered by the frontend's ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):
+            import base64
+
+            return base64.b64decode(payload.url.split(",", 1)[1])
+        return str(payload.path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+@dataclass
+class InputPanel:
+    image: gr.Image
+    live: gr.Checkbox
+    mirror: gr.Checkbox
+    camera: gr.Image  # the streaming webcam, shown while Live is on
+    live_output: gr.Image
+    live_status: gr.Markdown
+
+
+def input_panel(tab_id: str, max_side: int) -> InputPanel:
+    """Upload/webcam/clipboard input plus the Live toggle; call inside the tab's input column."""
+    image = ImageInput(
+        sources=["upload", "webcam", "clipboard"], type="filepath", image_mode=None, label="Input image",
+        webcam_options=_WEBCAM, elem_id=f"{tab_id}-input", height=360,
+    )
+    gr.Markdown(f"Upload a photo, take a webcam snapshot or paste one. Larger than {max_side} px a side is scaled down.",
+                elem_classes=["cvpg-hint"])
+    with gr.Row():
+        live = gr.Checkbox(label="Live (webcam stream)", value=False, elem_id=f"{tab_id}-live")
+        mirror = gr.Checkbox(label="Mirror (selfie view)", value=True, elem_id=f"{tab_id}-mirror")
+    camera = ImageInput(
+        sources=["webcam"], streaming=True, type="filepath", image_mode=None, label="Webcam (live)",
+        webcam_options=_WEBCAM, visible=False, elem_id=f"{tab_id}-camera", height=360,
+    )
+    live_output = gr.Image(label="Live result", streaming=True, visible=False, elem_id=f"{tab_id}-live-output",
+                           format="jpeg", height=360)
+    live_status = gr.Markdown(visible=False, elem_id=f"{tab_id}-live-status")
+    live.change(
+        lambda on: [gr.update(visible=not on), gr.update(visible=on), gr.update(visible=on), gr.update(visible=on)],
+        live, [image, camera, live_output, live_status], queue=False, api_visibility="private",
+    )
+    return InputPanel(image, live, mirror, camera, live_output, live_status)
+
+
+def friendly_errors(handler: Callable) -> Callable:
+    """Turn any failure into a gr.Error a person understands; the server keeps serving everyone else."""
+
+    @functools.wraps(handler)
+    def wrapper(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as error:
+            raise gr.Error(str(error), title="Cannot do that") from None
+        except Exception as error:  # a bug: log it whole, tell the person briefly
+            log.error("handler %s failed:\n%s", handler.__name__, traceback.format_exc())
+            raise gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {error}).") from None
+
+    return wrapper
+
+
+def load_input(source, max_side: int, mirror_back: bool = False) -> images.LoadedImage:
+    """Decode an upload or a frame; `mirror_back` undoes the browser's selfie mirroring of webcam frames."""
+    loaded = images.load(source, max_side=max_side)
+    if mirror_back:
+        loaded.rgb = np.ascontiguousarray(loaded.rgb[:, ::-1])
+        if loaded.alpha is not None:
+            loaded.alpha = np.ascontiguousarray(loaded.alpha[:, ::-1])
+    return loaded
+
+
+def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
+    return lambda fraction, text: progress(fraction, desc=text)
+
+
+def save_png(array: np.ndarray, stem: str) -> str:
+    """Write a full-size result for the download button (PNG: lossless)."""
+    _OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=_OUTPUT_DIR, prefix=f"{stem}-", suffix=".png", delete=False)
+    handle.close()
+    images.save_png(array, handle.name)
+    return handle.name
+
+
+def result_line(summary: str, notes: list[str]) -> str:
+    text = f"**{summary}**"
+    if notes:
+        text += "  \nInput: " + "; ".join(notes) + "."
+    return text
+
+
+class LiveMeter:
+    """Frames per second over the last frames of one viewer's stream (kept in gr.State)."""
+
+    def __init__(self):
+        self.stamps: list[float] = []
+
+    def tick(self) -> float:
+        now = time.perf_counter()
+        self.stamps = [stamp for stamp in self.stamps if now - stamp < 3.0] + [now]
+        if len(self.stamps) < 2:
+            return 0.0
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
+
+
+def wire_live(panel: InputPanel, frame_handler: Callable, controls: list) -> None:
+    """Stream webcam frames through `frame_handler(frame, mirror, *controls) -> (image, summary)`."""
+    meter = gr.State(LiveMeter)
+
+    @friendly_errors
+    def on_frame(frame, mirror, state, *values):
+        if frame is None:
+            return gr.skip(), gr.skip(), state
+        image, summary = frame_handler(frame, mirror, *values)
+        fps = state.tick()
+        return image, f"**{summary}** · {fps:.1f} frames/s" if fps else f"**{summary}**", state
+
+    panel.camera.stream(
+        on_frame, [panel.camera, panel.mirror, meter, *controls], [panel.live_output, panel.live_status, meter],
+        stream_every=LIVE_STREAM_EVERY, time_limit=LIVE_TIME_LIMIT, concurrency_limit=MODEL_CONCURRENCY_LIMIT,
+        concurrency_id=MODEL_CONCURRENCY_ID, show_progress="hidden", api_visibility="private",
+    )

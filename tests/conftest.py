@@ -1,0 +1,85 @@
+"""Shared fixtures: the read-only ../shared folder (skipped when absent), an isolated weights cache, a served app."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_weights(tmp_path_factory):
+    """No test touches the network or the user's own torch hub cache."""
+    from models import weights
+
+    hub = tmp_path_factory.mktemp("torch-hub")
+    old_hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(hub))
+    weights.set_offline(True)
+    yield hub
+    torch.hub.set_dir(old_hub)
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent: real checkpoints and photos are not available here")
+    return SHARED
+
+
+@pytest.fixture
+def shared_weights(shared, monkeypatch) -> Path:
+    folder = shared / "weights"
+    monkeypatch.setenv("CVPG_HOME", str(folder))
+    return folder
+
+
+def drawn_scene(height: int = 96, width: int = 128) -> np.ndarray:
+    """A test image with known content: a red square, a blue disc and a diagonal stripe on a grey gradient."""
+    y, x = np.mgrid[0:height, 0:width]
+    image = np.zeros((height, width, 3), np.uint8)
+    image[...] = (40 + 150 * x / width)[..., None].astype(np.uint8)
+    image[height // 8: height // 2, width // 8: width // 3] = (220, 30, 30)
+    disc = (y - height * 0.6) ** 2 + (x - width * 0.7) ** 2 < (height * 0.2) ** 2
+    image[disc] = (30, 60, 220)
+    image[np.abs(y - x * height / width) < 2] = (250, 250, 250)
+    return image
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_app(tmp_path_factory):
+    """The whole Blocks app, launched in-process on a free port; yields its URL."""
+    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
+    import app as cvpg_app
+
+    demo = cvpg_app.build_app()
+    _, url, _ = cvpg_app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def random_srgan_checkpoint(tmp_path_factory) -> Path:
+    """A user checkpoint in the official leftthomas format (plain state dict), with random weights."""
+    from models.sr_archs import SRGANGenerator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("user-checkpoints") / "my_srgan_x4.pth"
+    torch.save(SRGANGenerator(scale=4).state_dict(), path)
+    return path
