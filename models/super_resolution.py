@@ -135,7 +135,7 @@ def load(model_name: str, device: torch.device | None = None, checkpoint_file: s
         key = ("sr", model_name, weights.sha256_of(Path(checkpoint_file)), str(device))
         return runtime.MODELS.get(key, lambda: _ready(_from_state(spec, weights.load_state_dict(checkpoint_file)), device))
     blend = spec.blend_checkpoint is not None and denoise < 1.0
-    key = ("sr", model_name, round(denoise, 2) if blend else None, str(device))
+    key = cache_key(model_name, device, denoise)
 
     def loader():
         state = _convert_state_dict(spec, weights.load_state_dict(weights.fetch(spec.checkpoint, progress)))
@@ -145,6 +145,12 @@ def load(model_name: str, device: torch.device | None = None, checkpoint_file: s
         return _ready(_from_state(spec, state, converted=True), device)
 
     return runtime.MODELS.get(key, loader)
+
+
+def cache_key(model_name: str, device: torch.device, denoise: float = 0.5) -> tuple:
+    """The key of the official-weights network in runtime.MODELS (one per model, device and denoise strength)."""
+    blend = MODELS[model_name].blend_checkpoint is not None and denoise < 1.0
+    return ("sr", model_name, round(denoise, 2) if blend else None, str(device))
 
 
 def blend_state_dicts(strong: dict, weak: dict, strength: float) -> dict:

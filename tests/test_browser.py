@@ -88,7 +88,8 @@ def expect_status(page, *parts: str) -> None:
 
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+    # animations="disabled" fast-forwards Gradio's fly-in transitions, so a toast is captured fully drawn.
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
 
 
 # --- tests ---------------------------------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ def test_upload_srgan_with_real_weights(page, shared, shared_weights):
 
 
 def test_bad_upload_shows_error_and_app_keeps_working(page, tmp_path, scene_png):
+    # The frontend only checks the file name's type (image/png from ".png"), so this reaches the server, which fails
+    # to decode it; friendly_errors turns that into a gr.Error, shown as an error toast.
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     upload(page, bad)
@@ -120,7 +123,7 @@ def test_bad_upload_shows_error_and_app_keeps_working(page, tmp_path, scene_png)
     screenshot(page, "super-resolution-bad-upload.png")
 
     # The server keeps serving: replace the bad file with a good one and enlarge it.
-    page.locator(f"#{TAB}-input button[aria-label='Clear']").click()
+    page.locator(f"#{TAB}-input button[aria-label='Remove Image']").click()
     upload(page, scene_png)
     run_and_wait(page)
     expect_status(page, "bicubic-x4", "256x192")
