@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
+import zlib
 import sys
 from pathlib import Path
 
@@ -54,6 +56,15 @@ def drawn_scene(height: int = 96, width: int = 128) -> np.ndarray:
     image[disc] = (30, 60, 220)
     image[np.abs(y - x * height / width) < 2] = (250, 250, 250)
     return image
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height (a decompression bomb's signature)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
 """The app from outside: the Blocks endpoint through gradio_client, and the command line."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from conftest import ROOT, drawn_scene
+from conftest import ROOT, drawn_scene, png_claiming
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +50,27 @@ def test_check_mode_fills_the_metrics_table(client, scene_png):
     assert set(rows) == {"model", "bicubic"} and rows["model"][0] > 10
 
 
+def _truncated_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(drawn_scene(120, 160)).save(buffer, format="JPEG")
+    return buffer.getvalue()[:1500]
+
+
+def _one_pixel_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("content, message", [
     (b"definitely not a picture", "is not an image this app can read"),
-    (None, "at least 8 pixels"),
+    (_one_pixel_png(), "at least 8 pixels"),
+    (_truncated_jpeg(), "damaged or truncated"),
+    (png_claiming(30000, 30000), "limit is 50 megapixels"),
 ])
 def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path, scene_png, content, message):
     bad = tmp_path / "bad.png"
-    if content is None:
-        Image.new("RGB", (1, 1)).save(bad)
-    else:
-        bad.write_bytes(content)
+    bad.write_bytes(content)
     with pytest.raises(Exception, match=message):
         _enlarge(client, bad)
     (_, after), _, _, _ = _enlarge(client, scene_png)  # the next request is served normally

@@ -134,10 +134,15 @@ def test_live_webcam_stream(page):
     page.locator(f"#{TAB}-live input[type=checkbox]").check()
     camera = page.locator(f"#{TAB}-camera")
     expect(camera).to_be_visible()
-    camera.locator("button", has_text="Webcam").click()
-    camera.get_by_role("button", name="capture photo").click()
-    output = page.locator(f"#{TAB}-live-output img[src]:not([src=''])")
-    expect(output.first).to_be_visible(timeout=TIMEOUT_MS)
+    camera.locator("button", has_text="Webcam").click()  # "Click to Access Webcam": starts the fake camera
+    record = camera.get_by_role("button", name="capture photo")  # one button: "Record", then "Stop"
+    record.click()
+    expect(record).to_contain_text("Stop")
+
+    expect(page.locator(f"#{TAB}-live-output img[src]:not([src=''])").first).to_be_visible(timeout=TIMEOUT_MS)
+    # "frames/s" appears from the second processed frame on, so it shows the stream keeps running.
     expect(page.locator(f"#{TAB}-live-status")).to_contain_text("frames/s", timeout=TIMEOUT_MS)
     screenshot(page, "super-resolution-live.png")
-    camera.get_by_role("button", name="stop recording").click()  # end the stream before the context closes
+
+    record.click()  # end the stream before the context closes
+    expect(record).to_contain_text("Record")

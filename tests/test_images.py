@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import drawn_scene
+from conftest import drawn_scene, png_claiming
 from models import images
 from models.images import ImageInputError
 
@@ -129,18 +127,9 @@ def test_tiny_images_are_refused(size):
         images.load(_png_bytes(np.zeros((size[1], size[0], 3), np.uint8)))
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    """A small PNG whose header claims width x height (a decompression bomb's signature)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_claiming(30000, 30000))
+    bomb.write_bytes(png_claiming(30000, 30000))
     with pytest.raises(ImageInputError, match="30000x30000.*limit is 50 megapixels"):
         images.load(bomb)
 
