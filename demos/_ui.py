@@ -58,8 +58,12 @@ class InputPanel:
     live: gr.Checkbox
     mirror: gr.Checkbox
     camera: gr.Image  # the streaming webcam, shown while Live is on
-    live_output: gr.Image
-    live_status: gr.Markdown
+
+
+@dataclass
+class LiveView:
+    output: gr.Image
+    status: gr.Markdown
 
 
 def input_panel(tab_id: str, max_side: int) -> InputPanel:
@@ -77,14 +81,15 @@ def input_panel(tab_id: str, max_side: int) -> InputPanel:
         sources=["webcam"], streaming=True, type="filepath", image_mode=None, label="Webcam (live)",
         webcam_options=_WEBCAM, visible=False, elem_id=f"{tab_id}-camera", height=360,
     )
-    live_output = gr.Image(label="Live result", streaming=True, visible=False, elem_id=f"{tab_id}-live-output",
-                           format="jpeg", height=360)
-    live_status = gr.Markdown(visible=False, elem_id=f"{tab_id}-live-status")
-    live.change(
-        lambda on: [gr.update(visible=not on), gr.update(visible=on), gr.update(visible=on), gr.update(visible=on)],
-        live, [image, camera, live_output, live_status], queue=False, api_visibility="private",
-    )
-    return InputPanel(image, live, mirror, camera, live_output, live_status)
+    return InputPanel(image, live, mirror, camera)
+
+
+def live_view(tab_id: str) -> LiveView:
+    """Where live results appear; call inside the tab's output column."""
+    output = gr.Image(label="Live result", streaming=True, visible=False, elem_id=f"{tab_id}-live-output",
+                      format="jpeg", height=480)
+    status = gr.Markdown(visible=False, elem_id=f"{tab_id}-live-status")
+    return LiveView(output, status)
 
 
 def friendly_errors(handler: Callable) -> Callable:
@@ -97,7 +102,7 @@ def friendly_errors(handler: Callable) -> Callable:
         except gr.Error:
             raise
         except USER_ERRORS as error:
-            raise gr.Error(str(error), title="Cannot do that") from None
+            raise gr.Error(str(error)) from None
         except Exception as error:  # a bug: log it whole, tell the person briefly
             log.error("handler %s failed:\n%s", handler.__name__, traceback.format_exc())
             raise gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {error}).") from None
@@ -149,9 +154,20 @@ class LiveMeter:
         return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
 
 
-def wire_live(panel: InputPanel, frame_handler: Callable, controls: list) -> None:
-    """Stream webcam frames through `frame_handler(frame, mirror, *controls) -> (image, summary)`."""
+def wire_live(panel: InputPanel, view: LiveView, frame_handler: Callable, controls: list,
+              still_outputs: list) -> None:
+    """Stream webcam frames through `frame_handler(frame, mirror, *controls) -> (image, summary)`.
+
+    While Live is on, the still-image input and `still_outputs` make room for the camera and the live result.
+    """
     meter = gr.State(LiveMeter)
+
+    def toggle(on):
+        return [gr.update(visible=not on), gr.update(visible=on), gr.update(visible=on), gr.update(visible=on)] + [
+            gr.update(visible=not on) for _ in still_outputs]
+
+    panel.live.change(toggle, panel.live, [panel.image, panel.camera, view.output, view.status, *still_outputs],
+                      queue=False, api_visibility="private")
 
     @friendly_errors
     def on_frame(frame, mirror, state, *values):
@@ -162,7 +178,7 @@ def wire_live(panel: InputPanel, frame_handler: Callable, controls: list) -> Non
         return image, f"**{summary}** · {fps:.1f} frames/s" if fps else f"**{summary}**", state
 
     panel.camera.stream(
-        on_frame, [panel.camera, panel.mirror, meter, *controls], [panel.live_output, panel.live_status, meter],
+        on_frame, [panel.camera, panel.mirror, meter, *controls], [view.output, view.status, meter],
         stream_every=LIVE_STREAM_EVERY, time_limit=LIVE_TIME_LIMIT, concurrency_limit=MODEL_CONCURRENCY_LIMIT,
         concurrency_id=MODEL_CONCURRENCY_ID, show_progress="hidden", api_visibility="private",
     )

@@ -53,6 +53,7 @@ def build() -> None:
             metrics = gr.Dataframe(headers=["method", "PSNR (dB)", "SSIM"], label="Against the original",
                                    visible=False, elem_id=f"{ID}-metrics", interactive=False)
             download = gr.File(label="Full-size result (PNG)", elem_id=f"{ID}-download")
+            live_view = _ui.live_view(ID)
 
     model.change(lambda name: gr.update(visible=sr.MODELS[name].blend_checkpoint is not None), model, denoise,
                  queue=False, api_visibility="private")
@@ -80,4 +81,4 @@ def build() -> None:
         out = task.run(loaded, model=task.check_model(model_name), denoise=float(strength))
         return out.images["model"], out.summary
 
-    _ui.wire_live(panel, live_frame, [model, denoise])
+    _ui.wire_live(panel, live_view, live_frame, [model, denoise], still_outputs=[slider, download, run])

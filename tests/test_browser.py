@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect, sync_playwright
 
 from conftest import ROOT, drawn_scene
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,7 +34,7 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail(message)  # CI must run these, so a missing browser is a broken CI image, not a skip
         pytest.skip(message)
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
@@ -88,7 +86,7 @@ def expect_status(page, *parts: str) -> None:
 
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    # animations="disabled" fast-forwards Gradio's fly-in transitions, so a toast is captured fully drawn.
+    # Full page: the result, its status line and the inputs in one picture; CSS animations are finished first.
     page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
 
 
@@ -120,6 +118,7 @@ def test_bad_upload_shows_error_and_app_keeps_working(page, tmp_path, scene_png)
     page.locator(f"#{TAB}-run").click()
     toast = page.locator("[data-testid='toast-body']").filter(has_text="is not an image this app can read")
     expect(toast.first).to_be_visible(timeout=TIMEOUT_MS)
+    expect(toast.first).to_have_css("opacity", "1")  # its fade-in is script-driven; wait so the screenshot shows it
     screenshot(page, "super-resolution-bad-upload.png")
 
     # The server keeps serving: replace the bad file with a good one and enlarge it.
