@@ -93,6 +93,7 @@ class Task:
 # Tab id -> module that defines TASK. Modules are imported on first use, so start-up stays fast.
 _TASK_MODULES = {
     "super-resolution": "models.super_resolution",
+    "face-deid": "models.face_deid",
 }
 
 
