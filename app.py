@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser = sub.add_parser("predict", help="run a tab's pipeline on files")
     common(predict_parser, False)
     predict_parser.add_argument("task", help="tab id, e.g. super-resolution")
-    predict_parser.add_argument("inputs", nargs="+", help="image files")
+    predict_parser.add_argument("inputs", nargs="+", help="image files (and video files for face-deid)")
     predict_parser.add_argument("-o", "--output", required=True, help="folder for the results")
     predict_parser.add_argument("--model", help="model name (default: the tab's default)")
     predict_parser.add_argument("--checkpoint", help="your own checkpoint file in the model's official format")
@@ -131,14 +131,18 @@ def predict(args) -> int:
     failures = 0
     for source in args.inputs:
         started = time.perf_counter()
+        stem = Path(source).stem
         try:
+            if task.run_video is not None and Path(source).suffix.lower() in task.video_suffixes:
+                _predict_video(task, source, outdir / f"{stem}.{task.video_output_suffix.lstrip('.')}",
+                               model, args.checkpoint, options, started)
+                continue
             loaded = images.load(source, max_side=task.max_side)
             out = task.run(loaded, model=model, checkpoint=args.checkpoint, **options)
         except (images.ImageInputError, weights.WeightsError, ValueError, MemoryError) as error:
             print(f"error: {source}: {error}", file=sys.stderr)
             failures += 1
             continue
-        stem = Path(source).stem
         files = {}
         for name, array in out.images.items():
             path = outdir / f"{stem}.{name}.png"
@@ -149,6 +153,16 @@ def predict(args) -> int:
         (outdir / f"{stem}.json").write_text(json.dumps(record, indent=2))
         print(f"{source}: {out.summary} -> {outdir / (stem + '.json')}")
     return 1 if failures else 0
+
+
+def _predict_video(task, source: str, target: Path, model: str, checkpoint: str | None, options: dict,
+                   started: float) -> None:
+    record = task.run_video(source, target, model=model, checkpoint=checkpoint, **options)
+    record = {**record, "input": str(source), "options": options,
+              "total_ms": round((time.perf_counter() - started) * 1000, 1)}
+    json_path = target.with_suffix(".json")
+    json_path.write_text(json.dumps(record, indent=2))
+    print(f"{source}: {record['frames']} frames -> {target}, {json_path}")
 
 
 def list_models(args) -> int:

@@ -43,11 +43,18 @@ def anonymize(rgb: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None, 
 
 def region_box(box: np.ndarray, enlarge: float, width: int, height: int) -> tuple[int, int, int, int]:
     """The enlarged box, clipped to the image, as integer pixel bounds (x0, y0, x1, y1), x1/y1 exclusive."""
+    x0, y0, x1, y1 = _enlarged(box, enlarge)
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def _enlarged(box: np.ndarray, enlarge: float) -> tuple[int, int, int, int]:
+    """The box scaled about its centre, in integer pixels, possibly reaching outside the image."""
+    box = [float(value) for value in box]
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half_w, half_h = (box[2] - box[0]) * enlarge / 2, (box[3] - box[1]) * enlarge / 2
-    x0, y0 = max(int(np.floor(cx - half_w)), 0), max(int(np.floor(cy - half_h)), 0)
-    x1, y1 = min(int(np.ceil(cx + half_w)), width), min(int(np.ceil(cy + half_h)), height)
-    return x0, y0, x1, y1
+    eps = 1e-4  # float noise in box * enlarge must not widen the region by a whole pixel
+    return (int(np.floor(cx - half_w + eps)), int(np.floor(cy - half_h + eps)),
+            int(np.ceil(cx + half_w - eps)), int(np.ceil(cy + half_h - eps)))
 
 
 def region_alpha(size: tuple[int, int], shape: str, feather: float) -> np.ndarray:
@@ -72,11 +79,14 @@ def region_alpha(size: tuple[int, int], shape: str, feather: float) -> np.ndarra
 
 def _anonymize_one(out: np.ndarray, box: np.ndarray, points: np.ndarray | None, style: Style) -> None:
     height, width = out.shape[:2]
+    full = _enlarged(box, style.enlarge)
     x0, y0, x1, y1 = region_box(box, style.enlarge, width, height)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     patch = out[y0:y1, x0:x1]
-    alpha = region_alpha((x1 - x0, y1 - y0), style.shape, style.feather)
+    # The region's shape belongs to the whole face, also when the face is cut by the image border.
+    alpha = region_alpha((full[2] - full[0], full[3] - full[1]), style.shape, style.feather)
+    alpha = alpha[y0 - full[1]:y1 - full[1], x0 - full[0]:x1 - full[0]]
     effect, coverage = _effect(patch, style, None if points is None else points - (x0, y0))
     alpha = alpha * coverage
     blended = patch.astype(np.float32) * (1 - alpha[..., None]) + effect.astype(np.float32) * alpha[..., None]

@@ -127,10 +127,6 @@ def _probe(capture: cv2.VideoCapture, name: str) -> tuple[float, int, int, int]:
     return fps, frames, width, height
 
 
-def is_video(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
 TASK = Task(
     id=TASK_ID,
     title="Face de-identification",
@@ -153,4 +149,6 @@ TASK = Task(
     max_side=2048,
     run=run,
     preload=lambda model: retinaface.load(model),
+    run_video=run_video,
+    video_suffixes=VIDEO_SUFFIXES,
 )

@@ -68,6 +68,10 @@ class Task:
     max_side: int  # inputs with a longer side are scaled down first (the UI says so)
     run: Callable[..., TaskOutput]  # run(loaded_image, model=..., checkpoint=None, progress=None, **options)
     preload: Callable[[str], None] = field(default=lambda model: None)
+    # Tabs that also take video files: run_video(source, target, model=..., checkpoint=None, progress=None, **options)
+    run_video: Callable[..., dict] | None = None
+    video_suffixes: tuple[str, ...] = ()
+    video_output_suffix: str = ".webm"
 
     def option(self, name: str) -> Option:
         for option in self.options:

@@ -1,0 +1,98 @@
+"""Anonymisation: only pixels inside face regions change, and each mode does what it says there."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from models import anonymize
+from models.anonymize import Style
+
+BOX = np.array([[100, 50, 180, 150]], np.float32)  # x1 y1 x2 y2
+LANDMARKS = np.array([[[125, 85], [155, 85], [140, 105], [128, 125], [152, 125]]], np.float32)
+
+
+def _texture(height=200, width=300) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return np.any(before != after, axis=2)
+
+
+@pytest.mark.parametrize("mode", anonymize.MODES)
+@pytest.mark.parametrize("shape", anonymize.SHAPES)
+def test_pixels_outside_the_enlarged_region_stay_byte_identical(mode, shape):
+    image = _texture()
+    out = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode=mode, shape=shape, enlarge=1.2))
+    x0, y0, x1, y1 = anonymize.region_box(BOX[0], 1.2, 300, 200)
+    outside = np.ones(image.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert (x0, y0, x1, y1) == (92, 40, 188, 160)
+    assert np.array_equal(out[outside], image[outside])
+    assert _changed(image, out).sum() > 500  # and something inside did change
+
+
+def test_an_ellipse_leaves_the_corners_of_its_box_alone():
+    image = _texture()
+    out = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="fill", shape="ellipse", feather=0))
+    assert np.array_equal(out[41, 93], image[41, 93])  # corner of the region, outside the ellipse
+    assert tuple(out[100, 140]) == (20, 20, 20)  # centre: filled
+
+
+def test_blur_removes_high_frequency_energy_inside_the_face():
+    image = _texture()
+    out = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="blur", strength=0.5))
+    def energy(array):
+        return cv2.Laplacian(cv2.cvtColor(array, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+    inner = (slice(70, 130), slice(115, 165))
+    assert energy(out[inner]) < 0.05 * energy(image[inner])
+
+
+def test_pixelate_makes_constant_blocks():
+    image = _texture()
+    out = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="pixelate", block=12, shape="box", feather=0))
+    x0, y0, _, _ = anonymize.region_box(BOX[0], 1.2, 300, 200)
+    block = out[y0 + 12:y0 + 24, x0 + 12:x0 + 24]
+    assert np.all(block == block[0, 0])
+
+
+def test_eye_bar_covers_both_eyes_and_not_the_mouth():
+    image = _texture()
+    out = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="eye_bar", color=(0, 0, 0), feather=0))
+    for x, y in LANDMARKS[0, :2].astype(int):
+        assert tuple(out[y, x]) == (0, 0, 0)
+    mouth_x, mouth_y = LANDMARKS[0, 3].astype(int)
+    assert np.array_equal(out[mouth_y, mouth_x], image[mouth_y, mouth_x])
+
+
+def test_drawn_mask_paints_the_whole_region_and_marks_the_eyes():
+    image = np.full((200, 300, 3), 128, np.uint8)
+    out = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="mask", feather=0))
+    assert tuple(out[70, 140]) == (245, 200, 60)  # the mask's face colour
+    left_eye = LANDMARKS[0, 0].astype(int)
+    assert out[left_eye[1], left_eye[0]].max() < 80  # a dark eye drawn at the landmark
+
+
+def test_feather_softens_the_edge():
+    image = np.zeros((200, 300, 3), np.uint8)
+    hard = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="fill", color=(255, 255, 255), feather=0))
+    soft = anonymize.anonymize(image, BOX, LANDMARKS, Style(mode="fill", color=(255, 255, 255), feather=0.3))
+    row = 100  # a horizontal cut through the centre
+    assert set(np.unique(hard[row, :, 0])) <= {0, 255}
+    assert len(np.unique(soft[row, :, 0])) > 10  # a ramp of intermediate values
+    assert soft[row, 140, 0] == 255
+
+
+def test_no_faces_leaves_the_image_unchanged_and_faces_at_the_border_are_clipped():
+    image = _texture()
+    assert np.array_equal(anonymize.anonymize(image, np.zeros((0, 4)), None, Style()), image)
+    out = anonymize.anonymize(image, np.array([[-30, -20, 40, 60]], np.float32), None, Style(mode="fill"))
+    assert out.shape == image.shape and tuple(out[5, 5]) == (20, 20, 20)
+
+
+def test_invalid_settings_are_refused():
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Style(mode="erase")
+    with pytest.raises(ValueError, match="five face landmarks"):
+        anonymize.anonymize(_texture(), BOX, None, Style(mode="eye_bar"))
