@@ -1,12 +1,12 @@
 """Speed and memory of each tab's pipeline against its bare network, measured in one run on one device.
 
-    python benchmarks/bench.py [--repeats 5] [--size 128] [--device auto] [--markdown benchmarks/RESULTS.md]
+    python benchmarks/bench.py [--repeats 5] [--device auto] [--only super-resolution face-deid]
+                               [--markdown benchmarks/RESULTS.md]
 
-For every super-resolution model: the bare forward on a ready tensor, `predict()` (array in, array out: conversion,
-tiling, clamping) and the tab's whole `run()` (plus the bicubic baseline and the record), as medians of repeated runs
-after one warm-up, and the peak memory of a fresh process that runs that model. Official weights are used where they
-are on this machine ($CVPG_HOME or the cache); otherwise random weights of the same architecture (the speed is the same)
-and the table says so.
+For every model: the bare forward on a ready tensor, `predict()` (uint8 array in, result out: conversion, tiling or
+decoding) and the tab's whole `run()` (what the UI calls), as medians of repeated runs after one warm-up, and the peak
+memory of a fresh process that measures only that model. Official weights are used where they are on this machine
+($CVPG_HOME or the cache); otherwise random weights of the same architecture (same speed), and the table says so.
 """
 from __future__ import annotations
 
@@ -19,36 +19,111 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+RANDOM = "random (official file not on this machine)"
 
 
-def measure_one(model_name: str, size: int, repeats: int) -> dict:
-    """Runs in its own process, so its peak memory is its own."""
+@dataclass
+class Case:
+    """One benchmark row: how to get the network, its input, and the three levels to time."""
+
+    net: object  # the loaded network, or None (bicubic)
+    weights: str
+    input_size: tuple[int, int]
+    forward: Callable[[], object] | None
+    predict: Callable[[], object]
+    run: Callable[[], object]
+
+
+def _photo(width: int, height: int):
     import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _load_or_random(load: Callable, build: Callable, cache_key: tuple):
+    """Official weights if present; else a random network, cached under the official key so `run` uses it too."""
+    from models import runtime, weights
+
+    try:
+        return load(), "official"
+    except weights.WeightsError:
+        net = build()
+        net.eval().requires_grad_(False).to(runtime.device())
+        if runtime.half_precision(runtime.device()):
+            net.half()
+        runtime.MODELS.get(cache_key, lambda: net)
+        return net, RANDOM
+
+
+def super_resolution_case(model_name: str, size: int = 128) -> Case:
     import torch
 
-    from models import images, runtime, super_resolution as sr, weights
+    from models import images, runtime, super_resolution as sr
+
+    spec, device = sr.MODELS[model_name], runtime.device()
+    photo = _photo(size, size)
+    net, source = None, "none"
+    forward = None
+    if spec.arch != "bicubic":
+        net, source = _load_or_random(lambda: sr.load(model_name, device), lambda: sr.build(model_name),
+                                      sr.cache_key(model_name, device))
+        tensor = torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].to(device, next(net.parameters()).dtype) / 255
+
+        def forward():
+            with torch.inference_mode():
+                return net(tensor)
+
+    loaded = images.load(photo)
+    return Case(net, source, (size, size), forward,
+                lambda: sr.predict(net, photo, spec.scale, tile=spec.default_tile),
+                lambda: sr.run(loaded, model_name))
+
+
+def face_deid_case(model_name: str, width: int = 640, height: int = 480) -> Case:
+    import torch
+
+    from models import face_deid, images, retinaface, runtime
+
+    device = runtime.device()
+    net, source = _load_or_random(lambda: retinaface.load(model_name, device), lambda: retinaface.build(model_name),
+                                  retinaface.cache_key(model_name, device))
+    photo = _photo(width, height)
+    tensor = retinaface.preprocess(photo, None, device, next(net.parameters()).dtype)
+
+    def forward():
+        with torch.inference_mode():
+            return net(tensor)
+
+    loaded = images.load(photo)
+    options = {**face_deid.TASK.parse_options([]), "show_detections": False}  # as a live frame runs it
+    return Case(net, source, (width, height), forward, lambda: retinaface.predict(net, photo),
+                lambda: face_deid.run(loaded, model_name, **options))
+
+
+CASES = {
+    "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
+    "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
+}
+
+
+def measure_one(task: str, model_name: str, repeats: int) -> dict:
+    """Runs in its own process, so its peak memory is its own."""
+    import torch
+
+    from models import runtime, weights
 
     weights.set_offline(True)
     device = runtime.device()
-    baseline_rss = _peak_rss_mb()
-    spec = sr.MODELS[model_name]
-    try:
-        net = sr.load(model_name, device)
-        source = "official"
-    except weights.WeightsError:
-        net = sr._ready(sr.build(model_name), device) if spec.arch != "bicubic" else None
-        source = "random (official file not on this machine)"
-    if spec.arch == "bicubic":
-        source = "none"
-    rng = np.random.default_rng(0)
-    photo = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    loaded = images.load(photo)
+    baseline = _peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    case = CASES[task][0](model_name)
 
     def timed(fn) -> float:
         fn()  # warm-up: first-call allocations and kernel selection
@@ -59,34 +134,15 @@ def measure_one(model_name: str, size: int, repeats: int) -> dict:
             samples.append(clock["ms"])
         return statistics.median(samples)
 
-    row = {"model": model_name, "weights": source, "device": runtime.describe(device), "size": size,
-           "scale": spec.scale, "threads": torch.get_num_threads()}
-    if net is not None:
-        dtype = next(net.parameters()).dtype
-        tensor = torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].to(device, dtype).div(255)
-
-        def bare():
-            with torch.inference_mode():
-                net(tensor)
-
-        row["forward_ms"] = timed(bare)
-        row["half"] = dtype == torch.float16
-    row["predict_ms"] = timed(lambda: sr.predict(net, photo, spec.scale, tile=spec.default_tile))
-    row["run_ms"] = timed(lambda: sr.run(loaded, model_name) if source != "random (official file not on this machine)"
-                          else _run_with(net, loaded, model_name))
+    row = {"task": task, "model": model_name, "weights": case.weights, "device": runtime.describe(device),
+           "input": "x".join(map(str, case.input_size)), "threads": torch.get_num_threads(),
+           "forward_ms": timed(case.forward) if case.forward else None,
+           "predict_ms": timed(case.predict), "run_ms": timed(case.run)}
     row["peak_rss_mb"] = round(_peak_rss_mb(), 1)
-    row["peak_rss_added_mb"] = round(_peak_rss_mb() - baseline_rss, 1)
+    row["peak_rss_added_mb"] = round(_peak_rss_mb() - baseline, 1)
     if device.type == "cuda":
         row["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return row
-
-
-def _run_with(net, loaded, model_name):
-    """The tab's pipeline with an already built network (random weights), so the cost is the same as `run`."""
-    from models import runtime, super_resolution as sr
-
-    runtime.MODELS.get(sr.cache_key(model_name, runtime.device()), lambda: net)  # what `load` would return
-    return sr.run(loaded, model_name)
 
 
 def _peak_rss_mb() -> float:
@@ -95,60 +151,57 @@ def _peak_rss_mb() -> float:
 
 
 def table(rows: list[dict], repeats: int) -> str:
-    device = rows[0]["device"] if rows else "?"
+    cuda = "peak_cuda_mb" in rows[0]
     lines = [
-        f"Super-resolution, {rows[0]['size']}x{rows[0]['size']} input, medians of {repeats} runs after a warm-up, "
-        f"device: {device}, torch threads: {rows[0]['threads']}, {platform.processor() or platform.machine()}, "
-        f"measured {time.strftime('%Y-%m-%d')}.",
+        f"Medians of {repeats} runs after a warm-up; device: {rows[0]['device']}, torch threads: {rows[0]['threads']}, "
+        f"{platform.machine()}, measured {time.strftime('%Y-%m-%d')}.",
         "",
-        "| model | weights | out | forward ms | predict ms | run ms | predict / forward | run / forward | peak RSS MB (added) |"
-        + (" peak CUDA MB |" if "peak_cuda_mb" in rows[0] else ""),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if "peak_cuda_mb" in rows[0] else ""),
+        "| task | model | weights | input | forward ms | predict ms | run ms | predict / forward | run / forward | "
+        "run frames/s | peak RSS MB (added) |" + (" peak CUDA MB |" if cuda else ""),
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if cuda else ""),
     ]
     for row in rows:
-        forward = row.get("forward_ms")
-        out = row["size"] * row["scale"]
+        forward = row["forward_ms"]
         ratio = (lambda value: f"{value / forward:.2f}") if forward else (lambda value: "-")
-        line = (f"| {row['model']} | {row['weights']} | {out}x{out} | {forward and round(forward, 1) or '-'} | "
-                f"{row['predict_ms']:.1f} | {row['run_ms']:.1f} | {ratio(row['predict_ms'])} | {ratio(row['run_ms'])} | "
+        line = (f"| {row['task']} | {row['model']} | {row['weights']} | {row['input']} | "
+                f"{f'{forward:.1f}' if forward else '-'} | {row['predict_ms']:.1f} | {row['run_ms']:.1f} | "
+                f"{ratio(row['predict_ms'])} | {ratio(row['run_ms'])} | {1000 / row['run_ms']:.1f} | "
                 f"{row['peak_rss_mb']:.0f} ({row['peak_rss_added_mb']:.0f}) |")
-        if "peak_cuda_mb" in row:
-            line += f" {row['peak_cuda_mb']:.0f} |"
-        lines.append(line)
-    lines += ["", "forward: the bare network on a ready tensor; predict: uint8 array in, uint8 array out (conversion, "
-              "tiles, clamping); run: the tab's whole pipeline (predict + bicubic baseline + record). Peak RSS is "
-              "the whole process (Python, torch and the model); 'added' is what the model's load and runs added."]
+        lines.append(line + (f" {row['peak_cuda_mb']:.0f} |" if cuda else ""))
+    lines += ["", "forward: the bare network on a ready tensor. predict: uint8 array in, result out (super-resolution: "
+              "conversion, tiles, clamping; face-deid: preprocessing, network, decoding, NMS). run: the tab's whole "
+              "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
+              "live frame). Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
+              "torch, the model); 'added' is what loading and running the model added."]
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--models", nargs="*", help="default: every super-resolution model")
+    parser.add_argument("--only", nargs="*", choices=list(CASES), help="tasks to measure (default: all)")
     parser.add_argument("--markdown", help="also write the table to this file")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model, print JSON
+    parser.add_argument("--one", nargs=2, metavar=("TASK", "MODEL"), help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
 
     from models import runtime
 
     runtime.set_device_preference(args.device)
     if args.one:
-        print(json.dumps(measure_one(args.one, args.size, args.repeats)))
+        print(json.dumps(measure_one(*args.one, args.repeats)))
         return 0
-    from models import super_resolution as sr
-
     rows = []
-    for name in args.models or list(sr.MODELS):
-        command = [sys.executable, __file__, "--one", name, "--size", str(args.size), "--repeats", str(args.repeats),
-                   "--device", args.device]
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
-        if done.returncode != 0:
-            print(f"{name}: failed\n{done.stderr}", file=sys.stderr)
-            continue
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(f"measured {name}", file=sys.stderr)
+    for task in args.only or list(CASES):
+        for model_name in CASES[task][1]():
+            command = [sys.executable, __file__, "--one", task, model_name, "--repeats", str(args.repeats),
+                       "--device", args.device]
+            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})
+            if done.returncode != 0:
+                print(f"{task}/{model_name}: failed\n{done.stderr}", file=sys.stderr)
+                continue
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"measured {task}/{model_name}", file=sys.stderr)
     text = table(rows, args.repeats)
     print(text)
     if args.markdown:

@@ -103,8 +103,9 @@ def build() -> None:
         target = tempfile.NamedTemporaryFile(dir=_VIDEO_DIR, prefix="anonymised-", suffix=".webm", delete=False).name
         record = face_deid.run_video(video, target, model=task.check_model(model_name),
                                      progress=_ui.progress_callback(progress), **options_from(*values))
+        faces = f"{record['max_faces']} face{'s' if record['max_faces'] != 1 else ''}"
         summary = (f"**{record['frames']} frames at {record['fps']:.1f} fps, {record['size'][0]}x{record['size'][1]}; "
-                   f"up to {record['max_faces']} faces in a frame.** Audio dropped.")
+                   f"up to {faces} in a frame.** Audio dropped.")
         return target, summary
 
     video_run.click(hide_in_video, [video_in, *settings], [video_out, video_status], api_name="face_deid_video",

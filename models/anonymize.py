@@ -36,6 +36,8 @@ def anonymize(rgb: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray | None, 
     """Return a copy of `rgb` with every face (boxes N x 4, landmarks N x 5 x 2 or None) anonymised."""
     out = rgb.copy()
     for index, box in enumerate(np.asarray(boxes, np.float32).reshape(-1, 4)):
+        if not np.isfinite(box).all():
+            continue  # a broken checkpoint can emit NaN boxes; there is no region to hide
         points = None if landmarks is None else np.asarray(landmarks[index], np.float32)
         _anonymize_one(out, box, points, style)
     return out
@@ -57,36 +59,37 @@ def _enlarged(box: np.ndarray, enlarge: float) -> tuple[int, int, int, int]:
             int(np.ceil(cx + half_w - eps)), int(np.ceil(cy + half_h - eps)))
 
 
-def region_alpha(size: tuple[int, int], shape: str, feather: float) -> np.ndarray:
-    """Alpha in [0, 1] over a region of `size` (w, h): 1 inside the ellipse or box, fading over the feather band."""
-    w, h = size
-    band = feather * min(w, h)
+def region_alpha(region: tuple[int, int, int, int], window: tuple[int, int, int, int], shape: str,
+                 feather: float) -> np.ndarray:
+    """Alpha in [0, 1] over `window` (x0, y0, x1, y1) for a face `region` that may reach outside it.
+
+    1 inside the ellipse or box, falling to 0 over the feather band at its border. Computed from the distance to
+    the border, so a face cut by the image edge keeps its shape, and no array larger than the window is made.
+    """
+    rx0, ry0, rx1, ry1 = region
+    x = np.arange(window[0], window[2], dtype=np.float32)[None, :] + 0.5
+    y = np.arange(window[1], window[3], dtype=np.float32)[:, None] + 0.5
+    half_w, half_h = (rx1 - rx0) / 2, (ry1 - ry0) / 2
     if shape == "box":
-        if band < 1:
-            return np.ones((h, w), np.float32)
-        ramp_x = np.clip(np.minimum(np.arange(w), np.arange(w)[::-1]) / band, 0, 1)
-        ramp_y = np.clip(np.minimum(np.arange(h), np.arange(h)[::-1]) / band, 0, 1)
-        return np.minimum(ramp_y[:, None], ramp_x[None, :]).astype(np.float32)
-    y, x = np.mgrid[0:h, 0:w]
-    inside = ((x + 0.5 - w / 2) / (w / 2)) ** 2 + ((y + 0.5 - h / 2) / (h / 2)) ** 2 <= 1.0
-    alpha = inside.astype(np.float32)
-    if band >= 1:
-        # Shrink the ellipse by half the band, then blur: the soft edge ends at the region's border, not beyond it.
-        inner = cv2.erode(alpha, np.ones((3, 3), np.uint8), iterations=max(1, int(band / 2)))
-        alpha = cv2.GaussianBlur(inner, (0, 0), band / 4) * alpha
-    return alpha
+        inside = np.minimum(np.minimum(x - rx0, rx1 - x), np.minimum(y - ry0, ry1 - y))  # px to the nearest edge
+    else:
+        radius = np.sqrt(((x - (rx0 + half_w)) / half_w) ** 2 + ((y - (ry0 + half_h)) / half_h) ** 2)
+        inside = (1 - radius) * min(half_w, half_h)  # px to the border, measured along the shorter axis
+    band = feather * 2 * min(half_w, half_h)
+    if band < 1:
+        return (inside > 0).astype(np.float32)
+    ramp = np.clip(inside / band, 0, 1)
+    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)  # smoothstep: no visible seam where the fade ends
 
 
 def _anonymize_one(out: np.ndarray, box: np.ndarray, points: np.ndarray | None, style: Style) -> None:
     height, width = out.shape[:2]
     full = _enlarged(box, style.enlarge)
     x0, y0, x1, y1 = region_box(box, style.enlarge, width, height)
-    if x1 - x0 < 2 or y1 - y0 < 2:
+    if x1 - x0 < 2 or y1 - y0 < 2 or full[2] - full[0] < 2 or full[3] - full[1] < 2:
         return
     patch = out[y0:y1, x0:x1]
-    # The region's shape belongs to the whole face, also when the face is cut by the image border.
-    alpha = region_alpha((full[2] - full[0], full[3] - full[1]), style.shape, style.feather)
-    alpha = alpha[y0 - full[1]:y1 - full[1], x0 - full[0]:x1 - full[0]]
+    alpha = region_alpha(full, (x0, y0, x1, y1), style.shape, style.feather)
     effect, coverage = _effect(patch, style, None if points is None else points - (x0, y0))
     alpha = alpha * coverage
     blended = patch.astype(np.float32) * (1 - alpha[..., None]) + effect.astype(np.float32) * alpha[..., None]

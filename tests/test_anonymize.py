@@ -89,6 +89,9 @@ def test_no_faces_leaves_the_image_unchanged_and_faces_at_the_border_are_clipped
     assert np.array_equal(anonymize.anonymize(image, np.zeros((0, 4)), None, Style()), image)
     out = anonymize.anonymize(image, np.array([[-30, -20, 40, 60]], np.float32), None, Style(mode="fill"))
     assert out.shape == image.shape and tuple(out[5, 5]) == (20, 20, 20)
+    huge = anonymize.anonymize(image, np.array([[-1e7, -1e7, 1e7, 1e7], [np.nan] * 4], np.float32), None,
+                               Style(mode="fill", shape="box"))
+    assert np.all(huge == 20)  # a box larger than the image covers all of it, without a giant mask
 
 
 def test_invalid_settings_are_refused():

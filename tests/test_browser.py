@@ -219,9 +219,11 @@ def test_face_deid_video(page, people_mp4, shared_weights):
     video_in = page.locator(f"#{DEID}-video-in")
     expect(video_in).to_be_visible()
     video_in.locator("input[type=file]").set_input_files(str(people_mp4))
-    expect(video_in.locator("video")).to_have_count(1)  # the upload has finished
+    # The preview gets the server's copy once the upload is done. Browsers cannot decode mp4v, so Chromium fails to
+    # play that preview and Gradio shows a "Video not playable" toast; the server reads the file with OpenCV anyway.
+    expect(video_in.locator("video[src*='gradio_api/file=']")).to_have_count(1)
     page.locator(f"#{DEID}-video-run").click()
-    expect_text(page.locator(f"#{DEID}-video-status"), f"{VIDEO_FRAMES} frames", "320x240", "1 faces in a frame",
+    expect_text(page.locator(f"#{DEID}-video-status"), f"{VIDEO_FRAMES} frames", "320x240", "up to 1 face",
                 timeout=VIDEO_TIMEOUT_MS)
     result = page.locator(f"#{DEID}-video-out video[src]:not([src=''])")
     expect(result).to_have_count(1)
