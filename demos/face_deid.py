@@ -51,6 +51,8 @@ def build() -> None:
                 working = gr.Slider(0, 2048, value=0, step=32, label="Working resolution (longest side, 0 = original)",
                                     info="smaller is faster; small faces need the original")
                 min_face = gr.Slider(0, 200, value=0, step=1, label="Minimum face size (px)")
+                checkpoint = gr.File(label="Your own RetinaFace checkpoint (.pth, biubug6 format of the chosen detector)",
+                                     file_types=[".pth", ".pt"], elem_id=f"{ID}-checkpoint")
             run = gr.Button("Hide faces", variant="primary", elem_id=f"{ID}-run")
             gr.Examples([[assets.skimage_photo("astronaut")]], [panel.image],
                         label="Example (scikit-image's astronaut photo, public domain)")
@@ -83,16 +85,17 @@ def build() -> None:
 
     @_ui.friendly_errors
     def hide_faces(image, model_name, *values, progress=gr.Progress()):
+        *values, own_checkpoint = values
         loaded = _ui.load_input(image, task.max_side)
-        out = task.run(loaded, model=task.check_model(model_name), progress=_ui.progress_callback(progress),
-                       **options_from(*values))
+        out = task.run(loaded, model=task.check_model(model_name), checkpoint=own_checkpoint,
+                       progress=_ui.progress_callback(progress), **options_from(*values))
         rows = [[index + 1, face["score"], ", ".join(f"{v:.0f}" for v in face["box"]),
                  "; ".join(f"({x:.0f}, {y:.0f})" for x, y in face["landmarks"])]
                 for index, face in enumerate(out.record["faces"])]
         return ((loaded.rgb, out.images["anonymized"]), _ui.result_line(out.summary, out.record["notes"]),
                 gr.update(value=out.images.get("detections"), visible="detections" in out.images), rows)
 
-    run.click(hide_faces, [panel.image, *settings], [slider, status, detections, table], api_name="face_deid",
+    run.click(hide_faces, [panel.image, *settings, checkpoint], [slider, status, detections, table], api_name="face_deid",
               concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
 
     @_ui.friendly_errors

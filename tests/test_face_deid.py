@@ -73,6 +73,17 @@ def test_pipeline_with_random_weights_is_consistent(random_mnet_checkpoint):
     json.dumps(record)
 
 
+def test_user_checkpoint_through_the_endpoint(served_app, random_mnet_checkpoint, tmp_path):
+    from gradio_client import Client, handle_file
+
+    Image.fromarray(drawn_scene(120, 160)).save(tmp_path / "scene.png")
+    settings = ["retinaface-mnet", "blur", 0.5, 0, 1.2, "ellipse", 0.1, 0.9, 0.4, 0, 0, False,
+                handle_file(random_mnet_checkpoint)]
+    (before, after), status, _, _ = Client(served_app, verbose=False).predict(
+        handle_file(str(tmp_path / "scene.png")), *settings, api_name="/face_deid")
+    assert Image.open(after).size == (160, 120) and "retinaface-mnet" in status
+
+
 def test_video_with_random_weights_keeps_frames_rate_and_size(tmp_path, random_mnet_checkpoint):
     frames = [np.roll(drawn_scene(96, 128), shift * 4, axis=1) for shift in range(6)]
     _write_video(tmp_path / "clip.mp4", frames, fps=12)
@@ -153,7 +164,7 @@ def test_real_video_finds_the_face_in_every_frame(shared_weights, people, tmp_pa
 def test_endpoint_and_cli_with_real_weights(shared_weights, shared, served_app, tmp_path):
     from gradio_client import Client, handle_file
 
-    settings = ["retinaface-mnet", "eye_bar", 0.5, 0, 1.2, "ellipse", 0.1, 0.5, 0.4, 0, 0, True]
+    settings = ["retinaface-mnet", "eye_bar", 0.5, 0, 1.2, "ellipse", 0.1, 0.5, 0.4, 0, 0, True, None]
     (before, after), status, detections, table = Client(served_app, verbose=False).predict(
         handle_file(str(shared / "images" / "people_demo.jpg")), *settings, api_name="/face_deid")
     assert Image.open(before).size == Image.open(after).size == (310, 458)
