@@ -140,6 +140,40 @@ def result_line(summary: str, notes: list[str]) -> str:
     return text
 
 
+@dataclass
+class VideoSection:
+    video_in: gr.Video
+    run: gr.Button
+    video_out: gr.Video
+    status: gr.Markdown
+
+
+def video_section(tab_id: str, what: str) -> VideoSection:
+    """An accordion to process a video file frame by frame with the tab's current settings."""
+    from models import video
+
+    with gr.Accordion("Video file", open=False):
+        gr.Markdown(f"Every frame is {what} with the settings above; the result keeps the frame rate and size. "
+                    f"**Audio is dropped.** Up to {video.MAX_SECONDS} s and 1920x1080.")
+        video_in = gr.Video(label="Video (MP4, WebM, MOV)", sources=["upload"], elem_id=f"{tab_id}-video-in")
+        run = gr.Button("Process video", elem_id=f"{tab_id}-video-run")
+        video_out = gr.Video(label="Result (WebM, no audio)", elem_id=f"{tab_id}-video-out")
+        status = gr.Markdown(elem_id=f"{tab_id}-video-status")
+    return VideoSection(video_in, run, video_out, status)
+
+
+def video_target(stem: str) -> str:
+    """A fresh path for a processed video (WebM)."""
+    folder = _OUTPUT_DIR / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.NamedTemporaryFile(dir=folder, prefix=f"{stem}-", suffix=".webm", delete=False).name
+
+
+def video_summary(record: dict, detail: str = "") -> str:
+    return (f"**{record['frames']} frames at {record['fps']:.1f} fps, {record['size'][0]}x{record['size'][1]}**"
+            f"{detail}, on {record['device']}. Audio dropped.")
+
+
 class LiveMeter:
     """Frames per second over the last frames of one viewer's stream (kept in gr.State)."""
 

@@ -1,9 +1,6 @@
 """Face de-identification tab: RetinaFace finds faces and landmarks; blur, pixelate, fill, eye bar or a drawn mask."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 import assets
@@ -22,7 +19,6 @@ mouth corners). The landmarks place the eye bar and the drawn mask; only pixels 
 """
 LIVE_MAX_SIDE = 640
 _MODE_LABELS = {"blur": "Blur", "pixelate": "Pixelate", "fill": "Solid fill", "eye_bar": "Eye bar", "mask": "Drawn mask"}
-_VIDEO_DIR = Path(tempfile.gettempdir()) / "cvpg-videos"
 
 
 def build() -> None:
@@ -65,13 +61,7 @@ def build() -> None:
             table = gr.Dataframe(headers=["#", "score", "box (x1, y1, x2, y2)", "landmarks"], label="Faces",
                                  interactive=False, elem_id=f"{ID}-table")
             live_view = _ui.live_view(ID)
-            with gr.Accordion("Video file", open=False):
-                gr.Markdown(f"Every frame is anonymised with the settings above; the result keeps the frame rate and "
-                            f"size. **Audio is dropped.** Up to {face_deid.MAX_VIDEO_SECONDS} s and 1920x1080.")
-                video_in = gr.Video(label="Video (MP4, WebM, MOV)", sources=["upload"], elem_id=f"{ID}-video-in")
-                video_run = gr.Button("Anonymise video", elem_id=f"{ID}-video-run")
-                video_out = gr.Video(label="Anonymised video (WebM, no audio)", elem_id=f"{ID}-video-out")
-                video_status = gr.Markdown(elem_id=f"{ID}-video-status")
+            videos = _ui.video_section(ID, "anonymised")
 
     settings = [model, mode, strength, block, enlarge, shape, feather, score, nms, working, min_face, show]
 
@@ -99,20 +89,17 @@ def build() -> None:
               concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
 
     @_ui.friendly_errors
-    def hide_in_video(video, model_name, *values, progress=gr.Progress()):
-        if not video:
+    def hide_in_video(clip, model_name, *values, progress=gr.Progress()):
+        if not clip:
             raise gr.Error("Upload a video first.")
-        _VIDEO_DIR.mkdir(parents=True, exist_ok=True)
-        target = tempfile.NamedTemporaryFile(dir=_VIDEO_DIR, prefix="anonymised-", suffix=".webm", delete=False).name
-        record = face_deid.run_video(video, target, model=task.check_model(model_name),
+        record = face_deid.run_video(clip, _ui.video_target("anonymised"), model=task.check_model(model_name),
                                      progress=_ui.progress_callback(progress), **options_from(*values))
         faces = f"{record['max_faces']} face{'s' if record['max_faces'] != 1 else ''}"
-        summary = (f"**{record['frames']} frames at {record['fps']:.1f} fps, {record['size'][0]}x{record['size'][1]}; "
-                   f"up to {faces} in a frame.** Audio dropped.")
-        return target, summary
+        return record["output"], _ui.video_summary(record, f", up to {faces} in a frame")
 
-    video_run.click(hide_in_video, [video_in, *settings], [video_out, video_status], api_name="face_deid_video",
-                    concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
+    videos.run.click(hide_in_video, [videos.video_in, *settings], [videos.video_out, videos.status],
+                     api_name="face_deid_video", concurrency_id=_ui.MODEL_CONCURRENCY_ID,
+                     concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
 
     def live_frame(frame, mirror, model_name, *values):
         loaded = _ui.load_input(frame, LIVE_MAX_SIDE, mirror_back=not mirror)

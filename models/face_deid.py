@@ -8,26 +8,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from . import anonymize, draw, retinaface, runtime
+from . import anonymize, draw, retinaface, runtime, video
 from .images import LoadedImage
 from .tasks import Option, Task, TaskOutput
 
 TASK_ID = "face-deid"
 DETECTORS = ("retinaface-mnet", "retinaface-r50")
 DEFAULT_DETECTOR = "retinaface-mnet"
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
-MAX_VIDEO_SECONDS = 120  # longer clips are refused: a CPU takes minutes, and the output would fill the disk
-MAX_VIDEO_FRAMES = 3600
-MAX_VIDEO_PIXELS = 1920 * 1080
-
-
-class VideoError(ValueError):
-    """A video that cannot be read or is over the limits; the message is for the person who gave it."""
-
-
 def style_from(options: dict) -> anonymize.Style:
     return anonymize.Style(mode=options["mode"], strength=options["strength"], block=options["block"],
                            enlarge=options["enlarge"], shape=options["shape"], feather=options["feather"])
@@ -80,51 +69,17 @@ def run(loaded: LoadedImage, model: str = DEFAULT_DETECTOR, checkpoint: str | No
 def run_video(source: str | Path, target: str | Path, model: str = DEFAULT_DETECTOR, checkpoint: str | None = None,
               progress=None, **options) -> dict:
     """Anonymise every frame of `source` into `target` (.webm, VP8, same size and frame rate, no audio)."""
-    capture = cv2.VideoCapture(str(source))
-    try:
-        fps, frames, width, height = _probe(capture, Path(source).name)
-        writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"VP80"), fps, (width, height))
-        if not writer.isOpened():
-            raise VideoError("This machine's OpenCV cannot write WebM video.")
-        counts = []
-        try:
-            while True:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                faces = detect(rgb, model, checkpoint, options["score_threshold"], options["nms_iou"],
-                               options["working_side"], options["min_face"])
-                hidden = anonymize.anonymize(rgb, faces.boxes, faces.landmarks, style_from(options))
-                writer.write(cv2.cvtColor(hidden, cv2.COLOR_RGB2BGR))
-                counts.append(len(faces))
-                if progress is not None:
-                    progress(len(counts) / max(frames, 1), f"Frame {len(counts)} of {frames}")
-        finally:
-            writer.release()
-    finally:
-        capture.release()
-    if not counts:
-        raise VideoError(f"{Path(source).name} has no frames that could be decoded.")
-    return {"task": TASK_ID, "model": model, "device": runtime.describe(runtime.device()), "fps": fps,
-            "frames": len(counts), "size": [width, height], "faces_per_frame": counts,
+    style = style_from(options)
+
+    def hide(rgb):
+        faces = detect(rgb, model, checkpoint, options["score_threshold"], options["nms_iou"],
+                       options["working_side"], options["min_face"])
+        return anonymize.anonymize(rgb, faces.boxes, faces.landmarks, style), len(faces)
+
+    info, counts = video.map_frames(source, target, hide, progress)
+    return {"task": TASK_ID, "model": model, "device": runtime.describe(runtime.device()), "fps": info.fps,
+            "frames": info.frames, "size": [info.width, info.height], "faces_per_frame": counts,
             "max_faces": max(counts), "audio": "dropped", "output": str(target)}
-
-
-def _probe(capture: cv2.VideoCapture, name: str) -> tuple[float, int, int, int]:
-    if not capture.isOpened():
-        raise VideoError(f"{name} is not a video this app can read (MP4, WebM, MOV, MKV and AVI work).")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    if width <= 0 or height <= 0 or fps <= 0:
-        raise VideoError(f"{name} is not a video this app can read (no frame size or frame rate).")
-    if width * height > MAX_VIDEO_PIXELS:
-        raise VideoError(f"{name} is {width}x{height}; videos up to 1920x1080 are accepted.")
-    if frames > MAX_VIDEO_FRAMES or frames / fps > MAX_VIDEO_SECONDS:
-        raise VideoError(f"{name} is {frames / fps:.0f} s long ({frames} frames); the limit is {MAX_VIDEO_SECONDS} s "
-                         f"and {MAX_VIDEO_FRAMES} frames. Trim it first.")
-    return fps, frames, width, height
 
 
 TASK = Task(
@@ -150,5 +105,5 @@ TASK = Task(
     run=run,
     preload=lambda model: retinaface.load(model),
     run_video=run_video,
-    video_suffixes=VIDEO_SUFFIXES,
+    video_suffixes=video.VIDEO_SUFFIXES,
 )

@@ -94,9 +94,12 @@ class Task:
         return model
 
 
-# Tab id -> module that defines TASK. Modules are imported on first use, so start-up stays fast.
+# Tab id -> "module:attribute" of its Task (attribute TASK when omitted). Modules are imported on first use, so
+# start-up stays fast.
 _TASK_MODULES = {
     "super-resolution": "models.super_resolution",
+    "pix2pix": "models.translation:PIX2PIX_TASK",
+    "cyclegan": "models.translation:CYCLEGAN_TASK",
     "face-deid": "models.face_deid",
 }
 
@@ -108,7 +111,8 @@ def task_ids() -> list[str]:
 def get_task(task_id: str) -> Task:
     if task_id not in _TASK_MODULES:
         raise OptionError(f"unknown task {task_id!r}; valid: {', '.join(_TASK_MODULES)}")
-    return importlib.import_module(_TASK_MODULES[task_id]).TASK
+    module, _, attribute = _TASK_MODULES[task_id].partition(":")
+    return getattr(importlib.import_module(module), attribute or "TASK")
 
 
 def load_all() -> list[Task]:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, drawn_scene
-from models import anonymize, face_deid, images, retinaface
+from models import anonymize, face_deid, images, retinaface, video
 
 TASK = face_deid.TASK
 
@@ -102,14 +102,14 @@ def test_video_with_random_weights_keeps_frames_rate_and_size(tmp_path, random_m
 def test_corrupt_or_non_video_files_are_refused(tmp_path, content, message):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(content)
-    with pytest.raises(face_deid.VideoError, match=message):
+    with pytest.raises(video.VideoError, match=message):
         face_deid.run_video(bad, tmp_path / "out.webm", **_options())
 
 
 def test_a_video_over_the_length_limit_is_refused_before_any_work(tmp_path):
     frames = [np.full((16, 16, 3), value % 255, np.uint8) for value in range(130)]
     _write_video(tmp_path / "long.mp4", frames, fps=1)  # 130 s
-    with pytest.raises(face_deid.VideoError, match="limit is 120 s"):
+    with pytest.raises(video.VideoError, match="limit is 120 s"):
         face_deid.run_video(tmp_path / "long.mp4", tmp_path / "out.webm", **_options())
     assert not (tmp_path / "out.webm").exists()
 
