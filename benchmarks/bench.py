@@ -108,9 +108,40 @@ def face_deid_case(model_name: str, width: int = 640, height: int = 480) -> Case
                 lambda: face_deid.run(loaded, model_name, **options))
 
 
+def translation_case(spec: str) -> Case:
+    """spec "family/model@size", e.g. "cyclegan/horse2zebra@512": the generator alone, without the cycle."""
+    import torch
+
+    from models import images, runtime, translation
+
+    family_model, size = spec.split("@")
+    family, model_name = family_model.split("/")
+    size = int(size)
+    device = runtime.device()
+    key = ("translation", family, model_name, None, str(device))
+    net, source = _load_or_random(lambda: translation.load(family, model_name, device),
+                                  lambda: translation.build(family), key)
+    photo = _photo(size, size)
+    work = translation.PIX2PIX_SIDE if family == "pix2pix" else size
+    tensor = translation.to_tensor(photo[:work, :work], device, next(net.parameters()).dtype)
+
+    def forward():
+        with torch.inference_mode():
+            return net(tensor)
+
+    loaded = images.load(photo)
+    if family == "pix2pix":
+        return Case(net, source, (size, size), forward, lambda: translation.translate_pix2pix(net, photo),
+                    lambda: translation.run_pix2pix(loaded, model_name))
+    return Case(net, source, (size, size), forward, lambda: translation.translate_cyclegan(net, photo),
+                lambda: translation.run_cyclegan(loaded, model_name, show_cycle=False, working_side=size))
+
+
 CASES = {
     "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
     "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
+    "translation": (translation_case, lambda: ["pix2pix/edges2shoes@256", "pix2pix/edges2shoes@512",
+                                               "cyclegan/horse2zebra@256", "cyclegan/horse2zebra@512"]),
 }
 
 
@@ -174,7 +205,8 @@ def table(rows: list[dict], repeats: int) -> str:
     lines += ["", "forward: the bare network on a ready tensor. predict: uint8 array in, result out (super-resolution: "
               "conversion, tiles, clamping; face-deid: preprocessing, network, decoding, NMS). run: the tab's whole "
               "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
-              "live frame). Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
+              "live frame; translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
+              "Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
               "torch, the model); 'added' is what loading and running the model added. A detector with random weights "
               "gets only its forward time: its random heads report thousands of faces, so decoding and hiding them means nothing."]
     return "\n".join(lines)
