@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RANDOM = "random (official file not on this machine)"
@@ -137,9 +139,44 @@ def translation_case(spec: str) -> Case:
                 lambda: translation.run_cyclegan(loaded, model_name, show_cycle=False, working_side=size))
 
 
+def landmarks_case(model_name: str) -> Case:
+    """Keypoint R-CNN on a 640x480 photo; FAN on one face crop (256x256), which is the per-face cost."""
+    import torch
+
+    from models import heatmaps, images, landmarks, runtime
+
+    device = runtime.device()
+    net, source = _load_or_random(lambda: landmarks.load(model_name, device), lambda: landmarks.build(model_name),
+                                  landmarks.cache_key(model_name, device))
+    dtype = next(net.parameters()).dtype
+    if model_name == landmarks.POSE_MODEL:
+        if source == RANDOM:
+            net.roi_heads.detections_per_img = 5  # random heads keep 100 "people"; a photo has a few
+        photo = _photo(640, 480)
+        tensor = [torch.from_numpy(photo.copy()).permute(2, 0, 1).to(device, dtype) / 255]
+
+        def forward():
+            with torch.inference_mode():
+                return net(tensor)
+
+        loaded = images.load(photo)
+        return Case(net, source, (640, 480), forward, lambda: landmarks.predict_pose(net, photo, 0.05),
+                    lambda: landmarks.run(loaded, model_name, person_threshold=0.05))
+    crop = torch.rand(1, 3, heatmaps.CROP_SIZE, heatmaps.CROP_SIZE, device=device, dtype=dtype)
+
+    def forward():
+        with torch.inference_mode():
+            return net(crop)
+
+    face = _photo(256, 256)
+    box = np.array([[48.0, 40.0, 208.0, 220.0]], np.float32)
+    return Case(net, source, (256, 256), forward, lambda: landmarks.predict_faces(net, face, box), None)
+
+
 CASES = {
     "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
     "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
+    "landmarks": (landmarks_case, lambda: ["keypointrcnn-resnet50-fpn", "2dfan4"]),
     "translation": (translation_case, lambda: ["pix2pix/edges2shoes@256", "pix2pix/edges2shoes@512",
                                                "cyclegan/horse2zebra@256", "cyclegan/horse2zebra@512"]),
 }
@@ -205,7 +242,8 @@ def table(rows: list[dict], repeats: int) -> str:
     lines += ["", "forward: the bare network on a ready tensor. predict: uint8 array in, result out (super-resolution: "
               "conversion, tiles, clamping; face-deid: preprocessing, network, decoding, NMS). run: the tab's whole "
               "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
-              "live frame; translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
+              "live frame; landmarks: Keypoint R-CNN's whole detector on 640x480, FAN per face crop (predict = crop, "
+              "forward, decode); translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
               "Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
               "torch, the model); 'added' is what loading and running the model added. A detector with random weights "
               "gets only its forward time: its random heads report thousands of faces, so decoding and hiding them means nothing."]

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 
 # face-alignment's constants (face_alignment/utils.py and its detectors).
 SCALE_FACTOR = 200.0  # a face of scale s is a square of 200*s pixels
-CENTER_Y_OFFSET = 0.12  # the crop centre is moved up by 12% of the box height: boxes start at the brows, points at the chin
-REFERENCE_SCALE_RETINAFACE = 165.0  # box (w + h) / scale, for RetinaFace/SCRFD/YuNet boxes (195 for S3FD's looser boxes)
+CENTER_Y_OFFSET = 0.12  # crop centre moved up by 12% of the box height: boxes reach the brows, points the chin
+REFERENCE_SCALE_RETINAFACE = 165.0  # box (w + h) / scale for RetinaFace/SCRFD/YuNet boxes (195: S3FD's looser ones)
 CROP_SIZE = 256
 HEATMAP_SIZE = 64
 

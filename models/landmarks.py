@@ -20,11 +20,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torchvision.models.detection import KeypointRCNN, keypointrcnn_resnet50_fpn
-from torchvision.utils import draw_keypoints
 
 from . import draw, heatmaps, retinaface, runtime, weights
 from .fan import FAN
@@ -100,8 +98,6 @@ NOSE = {"pose": 0, "face": 30}  # keypoint -1 means the nose: the nose of COCO, 
 
 POSE_HEATMAP_SIZE = 56  # Keypoint R-CNN's RoI heatmaps: 14x14 RoIAlign, 2x transposed conv, 2x bilinear
 MAX_FAN_BATCH = 8  # faces per FAN forward: bounds memory on crowded photos
-_PALETTE = ("#00e5ff", "#ff3df5", "#ffe600", "#3dff6e", "#ff8a00", "#8c7bff", "#ff4d4d", "#00ff9d")
-_TILE = 224  # px a side of each heatmap tile in the panels
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -263,7 +259,7 @@ def predict_pose(net: KeypointRCNN, rgb: np.ndarray, person_threshold: float = 0
     _check_rgb(rgb)
     _hook(net)
     device = next(net.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1).float() / 255
+    x = torch.tensor(rgb, device=device).permute(2, 0, 1).float() / 255  # a copy: the input may be read-only
     _CAPTURED.heatmaps = None
     with torch.inference_mode():
         out = net([x])[0]
@@ -339,56 +335,6 @@ def detect_faces(rgb: np.ndarray, detector: str = retinaface.DEFAULT_MODEL, thre
 # Drawing (heatmap colouring, overlays, tiles, skeletons: candidates for models/draw.py)
 
 
-def colorize(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] (H, W) -> RGB uint8 (H, W, 3) with the perceptually ordered inferno colour map."""
-    levels = np.clip(np.nan_to_num(values) * 255, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-
-
-def overlay(rgb: np.ndarray, values: np.ndarray, strength: float = 0.75) -> np.ndarray:
-    """Blend a [0, 1] map (H, W) over the image: opaque where the map is high, the photo where it is low."""
-    alpha = (strength * np.clip(np.nan_to_num(values), 0, 1))[..., None]
-    return (rgb * (1 - alpha) + colorize(values) * alpha).round().astype(np.uint8)
-
-
-def heatmap_tile(values: np.ndarray, marks: np.ndarray | None = None, side: int = _TILE) -> np.ndarray:
-    """A [0, 1] heatmap as a square RGB tile, pixels kept visible (nearest), with optional points (K, 2) in the
-    heatmap's coordinates marked."""
-    tile = cv2.resize(colorize(values), (side, side), interpolation=cv2.INTER_NEAREST)
-    if marks is not None and len(marks):
-        scale = np.array([side / values.shape[1], side / values.shape[0]])
-        tile = draw.points(tile, (np.asarray(marks, np.float32).reshape(1, -1, 2) * scale), "#00e5ff", radius=3)
-    return tile
-
-
-def tile_row(tiles: list[np.ndarray], gap: int = 6) -> np.ndarray:
-    """Tiles side by side on white, `gap` pixels apart."""
-    height = max(tile.shape[0] for tile in tiles)
-    width = sum(tile.shape[1] for tile in tiles) + gap * (len(tiles) - 1)
-    row = np.full((height, width, 3), 255, np.uint8)
-    x = 0
-    for tile in tiles:
-        row[:tile.shape[0], x:x + tile.shape[1]] = tile
-        x += tile.shape[1] + gap
-    return row
-
-
-def skeletons(rgb: np.ndarray, keypoints: np.ndarray, visible: np.ndarray | None, connectivity,
-              colors=_PALETTE, radius: int | None = None) -> np.ndarray:
-    """Instances (N, K, 2) drawn with torchvision's draw_keypoints and `connectivity`, one colour per instance;
-    invisible points (and their lines) are left out."""
-    if len(keypoints) == 0:
-        return rgb.copy()
-    image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
-    radius = radius or max(2, round(max(rgb.shape[:2]) / 250))
-    for index, points in enumerate(np.asarray(keypoints, np.float32)):
-        seen = None if visible is None else torch.from_numpy(np.asarray(visible[index:index + 1], bool))
-        image = draw_keypoints(image, torch.from_numpy(points[None]), connectivity=list(connectivity),
-                               colors=colors[index % len(colors)], radius=radius, width=max(1, radius - 1),
-                               visibility=seen)
-    return image.permute(1, 2, 0).numpy()
-
-
 def _peak_normalised(values: np.ndarray) -> np.ndarray:
     """Clip below 0 and scale so the peak is 1 (FAN's regressed maps, whose scale differs from stack to stack)."""
     values = np.clip(values, 0, None)
@@ -396,12 +342,15 @@ def _peak_normalised(values: np.ndarray) -> np.ndarray:
     return values / peak if peak > 0 else values
 
 
-def _softmax_peak(logits: np.ndarray) -> np.ndarray:
-    """Keypoint R-CNN logits -> probabilities relative to the peak (a softmax over the map, shown with peak 1)."""
+def _min_max(logits: np.ndarray) -> np.ndarray:
+    """Keypoint R-CNN logits scaled to [0, 1] over the map (-inf, outside the box, -> 0). Logits, not softmax
+    probabilities: the softmax of a trained head is a one-pixel spike, while the logits also show the runner-up
+    places (other people's joints, the mirror-image joint) the network considered."""
     finite = np.isfinite(logits)
     out = np.zeros_like(logits, dtype=np.float32)
     if finite.any():
-        out[finite] = np.exp(logits[finite] - logits[finite].max())
+        low, high = logits[finite].min(), logits[finite].max()
+        out[finite] = (logits[finite] - low) / (high - low) if high > low else 1.0
     return out
 
 
@@ -424,7 +373,8 @@ def _chosen(count: int, instance: int, point_count: int, keypoint: int, target: 
     if keypoint < 0:
         keypoint = NOSE[target]
     if keypoint >= point_count:
-        notes.append(f"keypoint {keypoint} does not exist for {target} (0-{point_count - 1}); showing {point_count - 1}")
+        notes.append(f"keypoint {keypoint} does not exist for {target} (0-{point_count - 1}); "
+                     f"showing {point_count - 1}")
         keypoint = point_count - 1
     if count and instance >= count:
         notes.append(f"only {count} found; showing number {count - 1} instead of {instance}")
@@ -467,28 +417,24 @@ def _run_pose(rgb, net, options, notes, device):
                                "pose", notes)
     visible = result.keypoint_scores >= options["keypoint_threshold"]
     drawing = draw.boxes(rgb, result.boxes, [f"{s:.2f}" for s in result.scores])
-    drawing = skeletons(drawing, result.keypoints, visible, COCO_SKELETON)
-    heat, panel = rgb.copy(), tile_row([np.full((_TILE, _TILE, 3), 255, np.uint8)] * 2)
+    drawing = draw.skeletons(drawing, result.keypoints, visible, COCO_SKELETON)
+    heat, panel = rgb.copy(), draw.tile_row([np.full((draw.TILE, draw.TILE, 3), 255, np.uint8)] * 2)
     view = {"instance": person, "keypoint": keypoint, "keypoint_name": COCO_KEYPOINT_NAMES[keypoint],
             "sigma": options["sigma"]}
     if len(result):
-        heat = overlay(rgb, _softmax_peak(pose_heatmap_on_image(result, person, keypoint)))
+        heat = draw.overlay(rgb, _min_max(pose_heatmap_on_image(result, person, keypoint)))
         heat = draw.boxes(heat, result.boxes[person:person + 1])
         # In the RoI heatmap's own coordinates: where torchvision put the keypoint, and the Gaussian around it.
         where = heatmaps.roi_to_heatmap(result.keypoints[person, keypoint], result.boxes[person], POSE_HEATMAP_SIZE)
         target = heatmaps.gaussian_target(where[None], POSE_HEATMAP_SIZE, options["sigma"])[0]
-        predicted = _softmax_peak(result.heatmaps[person, keypoint])
-        panel = tile_row([heatmap_tile(target, where[None]), heatmap_tile(predicted, where[None])])
+        predicted = _min_max(result.heatmaps[person, keypoint])
+        panel = draw.tile_row([draw.heatmap_tile(target, where[None]), draw.heatmap_tile(predicted, where[None])])
         view["point"] = _round(result.keypoints[person, keypoint])
-    persons = [{"box": _round(box, 1), "score": round(float(score), 4),
-                "keypoints": [{"name": name, "x": round(float(x), 2), "y": round(float(y), 2),
-                               "score": round(float(s), 3), "visible": bool(v)}
-                              for name, (x, y), s, v in zip(COCO_KEYPOINT_NAMES, points, kp_scores, seen)]}
-               for box, score, points, kp_scores, seen in zip(result.boxes, result.scores, result.keypoints,
-                                                              result.keypoint_scores, visible)]
-    record = {"persons": persons, "person_count": len(result), "keypoint_names": list(COCO_KEYPOINT_NAMES),
-              "skeleton": [list(pair) for pair in COCO_SKELETON], "view": view,
-              "decoding": "torchvision: arg-max of the heatmap upsampled (bicubic) to the box size"}
+    record = {"persons": pose_table(result, visible), "person_count": len(result),
+              "keypoint_names": list(COCO_KEYPOINT_NAMES), "skeleton": [list(pair) for pair in COCO_SKELETON],
+              "view": view, "decoding": "torchvision: arg-max of the heatmap upsampled (bicubic) to the box size",
+              "training_target": "one-hot: a softmax over the 56x56 map (the Gaussian panel shows what a "
+                                 "heatmap-regression network would learn instead)"}
     found = f"{len(result)} person{'s' if len(result) != 1 else ''}" if len(result) else "no people found"
     images = {"drawing": drawing, "heatmap": heat, "target_vs_prediction": panel}
     return images, record, found, {"model": round(clock["ms"], 1)}
@@ -502,37 +448,52 @@ def _run_face(rgb, net, options, notes, device, detector_checkpoint, progress):
         result = predict_faces(net, rgb, faces.boxes, faces.scores, refine=options["refine"])
     face, point = _chosen(len(result), options["instance"], net.num_landmarks, options["keypoint"], "face", notes)
     drawing = draw.boxes(rgb, result.boxes, [f"{s:.2f}" for s in result.scores])
-    drawing = skeletons(drawing, result.points, None, FACE68_CONNECTIVITY,
+    drawing = draw.skeletons(drawing, result.points, None, FACE68_CONNECTIVITY,
                         radius=max(1, round(max(rgb.shape[:2]) / 400)))
-    stacks_panel = tile_row([np.full((_TILE, _TILE, 3), 255, np.uint8)] * net.num_modules)
-    heat, panel = rgb.copy(), tile_row([np.full((_TILE, _TILE, 3), 255, np.uint8)] * 2)
+    stacks_panel = draw.tile_row([np.full((draw.TILE, draw.TILE, 3), 255, np.uint8)] * net.num_modules)
+    heat, panel = rgb.copy(), draw.tile_row([np.full((draw.TILE, draw.TILE, 3), 255, np.uint8)] * 2)
     view = {"instance": face, "keypoint": point, "keypoint_name": FACE68_NAMES[point], "sigma": options["sigma"]}
     if len(result):
-        heat = overlay(rgb, _peak_normalised(face_heatmap_on_image(result, face, point)))
+        heat = draw.overlay(rgb, _peak_normalised(face_heatmap_on_image(result, face, point)))
         heat = draw.boxes(heat, np.array([result.transforms[face].box]), color="#ffffff")
         maps = result.stacks[face, :, point]
         shared = _peak_normalised(maps)  # one scale for all stacks, so their sharpening is visible
         stack_points, _ = heatmaps.decode(maps[:, None], refine=options["refine"])
-        stacks_panel = tile_row([heatmap_tile(m, p) for m, p in zip(shared, stack_points)])
+        stacks_panel = draw.tile_row([draw.heatmap_tile(m, p) for m, p in zip(shared, stack_points)])
         where = result.heatmap_points[face, point]
         target = heatmaps.gaussian_target(where[None], heatmaps.HEATMAP_SIZE, options["sigma"])[0]
-        panel = tile_row([heatmap_tile(target, where[None]), heatmap_tile(_peak_normalised(maps[-1]), where[None])])
+        panel = draw.tile_row([draw.heatmap_tile(target, where[None]), draw.heatmap_tile(_peak_normalised(maps[-1]), where[None])])
         view["point"] = _round(result.points[face, point])
         view["heatmap_point"] = _round(where)
         view["stack_points"] = [_round(p.reshape(2)) for p in stack_points]
-    face_records = [{"box": _round(box, 1), "score": round(float(score), 4),
-                     "center": _round(t.center), "scale": round(t.scale, 4),
-                     "landmarks": [[round(float(x), 2), round(float(y), 2), round(float(s), 3)]
-                                   for (x, y), s in zip(points, point_scores)]}
-                    for box, score, t, points, point_scores in zip(result.boxes, result.scores, result.transforms,
-                                                                    result.points, result.point_scores)]
-    record = {"faces": face_records, "face_count": len(result), "face_detector": options["face_detector"],
+    record = {"faces": face_table(result), "face_count": len(result), "face_detector": options["face_detector"],
               "landmark_names": list(FACE68_NAMES), "view": view,
               "decoding": "arg-max + quarter-pixel shift toward the higher neighbour" if options["refine"]
-              else "plain arg-max"}
+              else "plain arg-max",
+              "training_target": "Gaussian heatmaps, pixel-wise L2 loss, after every stack"}
     found = f"{len(result)} face{'s' if len(result) != 1 else ''}" if len(result) else "no faces found"
     images = {"drawing": drawing, "heatmap": heat, "stacks": stacks_panel, "target_vs_prediction": panel}
     return images, record, found, {"detect": round(detect_clock["ms"], 1), "model": round(clock["ms"], 1)}
+
+
+def pose_table(result: PoseResult, visible: np.ndarray) -> list[dict]:
+    """People as JSON-ready rows: box, score, and each named keypoint with its score and visibility."""
+    return [{"box": _round(box, 1), "score": round(float(score), 4),
+             "keypoints": [{"name": name, "x": round(float(x), 2), "y": round(float(y), 2),
+                            "score": round(float(s), 3), "visible": bool(v)}
+                           for name, (x, y), s, v in zip(COCO_KEYPOINT_NAMES, points, kp_scores, seen)]}
+            for box, score, points, kp_scores, seen in zip(result.boxes, result.scores, result.keypoints,
+                                                           result.keypoint_scores, visible)]
+
+
+def face_table(result: FaceLandmarks) -> list[dict]:
+    """Faces as JSON-ready rows: detector box and score, crop centre and scale, 68 x, y, score triples."""
+    return [{"box": _round(box, 1), "score": round(float(score), 4), "center": _round(t.center),
+             "scale": round(t.scale, 4),
+             "landmarks": [[round(float(x), 2), round(float(y), 2), round(float(s), 3)]
+                           for (x, y), s in zip(points, point_scores)]}
+            for box, score, t, points, point_scores in zip(result.boxes, result.scores, result.transforms,
+                                                            result.points, result.point_scores)]
 
 
 def _check_rgb(rgb: np.ndarray) -> None:
@@ -565,7 +526,8 @@ TASK = Task(
         Option("face_detector", retinaface.DEFAULT_MODEL, "the RetinaFace that finds faces for FAN",
                choices=tuple(retinaface.CHECKPOINTS)),
         Option("face_threshold", 0.5, "faces scoring below this are ignored", minimum=0.05, maximum=0.99),
-        Option("max_faces", 8, "landmarks for at most this many faces (the best scoring)", minimum=1, maximum=64),
+        Option("max_faces", 8, "landmarks for at most this many faces (the best scoring); FAN takes ~0.3 s a face "
+               "on a 2-core CPU", minimum=1, maximum=64),
         Option("instance", 0, "the person or face (0 = highest score) the heatmap panels show", minimum=0,
                maximum=999),
         Option("keypoint", -1, "the keypoint the heatmap panels show: 0-16 pose (COCO order), 0-67 face (68-point "

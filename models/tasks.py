@@ -100,6 +100,7 @@ _TASK_MODULES = {
     "super-resolution": "models.super_resolution",
     "pix2pix": "models.translation:PIX2PIX_TASK",
     "cyclegan": "models.translation:CYCLEGAN_TASK",
+    "landmarks": "models.landmarks",
     "face-deid": "models.face_deid",
 }
 

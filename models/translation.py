@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import runtime, video, weights
+from . import draw, runtime, video, weights
 from .images import LoadedImage, fit_within
 from .tasks import Option, Task, TaskOutput
 from .translation_archs import ResnetGenerator, UnetGenerator
@@ -225,9 +225,8 @@ def cycle(forward: torch.nn.Module, backward: torch.nn.Module, rgb: np.ndarray) 
 
 
 def error_heatmap(error: np.ndarray, vmax: float = 1.0) -> np.ndarray:
-    """The |X - X'| map as a colour image (inferno-like: dark = reconstructed exactly)."""
-    scaled = np.clip(error / vmax * 255, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    """The |X - X'| map as a colour image (inferno: dark = reconstructed exactly, bright = lost)."""
+    return draw.colorize(error / vmax)
 
 
 # --- the two tabs' pipelines ----------------------------------------------------------------------------------------
