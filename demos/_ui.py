@@ -6,6 +6,7 @@ formats what comes back.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import tempfile
 import time
@@ -93,7 +94,29 @@ def live_view(tab_id: str) -> LiveView:
 
 
 def friendly_errors(handler: Callable) -> Callable:
-    """Turn any failure into a gr.Error a person understands; the server keeps serving everyone else."""
+    """Turn any failure into a gr.Error a person understands; the server keeps serving everyone else.
+
+    Gradio injects gr.Progress / gr.Request only into parameters before a `*values` catch-all, so handlers that take
+    `*values` list those first: `def handler(progress=gr.Progress(), image=None, *values)`.
+    """
+
+    def translate(error: Exception) -> gr.Error:
+        if isinstance(error, USER_ERRORS):
+            return gr.Error(str(error))
+        log.error("handler %s failed:\n%s", handler.__name__, traceback.format_exc())  # a bug: log it whole
+        return gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {error}).")
+
+    if inspect.isgeneratorfunction(handler):  # streaming handlers stay generators, so Gradio streams them
+        @functools.wraps(handler)
+        def streaming(*args, **kwargs):
+            try:
+                yield from handler(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as error:
+                raise translate(error) from None
+
+        return streaming
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
@@ -101,11 +124,8 @@ def friendly_errors(handler: Callable) -> Callable:
             return handler(*args, **kwargs)
         except gr.Error:
             raise
-        except USER_ERRORS as error:
-            raise gr.Error(str(error)) from None
-        except Exception as error:  # a bug: log it whole, tell the person briefly
-            log.error("handler %s failed:\n%s", handler.__name__, traceback.format_exc())
-            raise gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {error}).") from None
+        except Exception as error:
+            raise translate(error) from None
 
     return wrapper
 

@@ -74,7 +74,7 @@ def build() -> None:
         return {name: option(name).check(value) for name, value in values.items()}
 
     @_ui.friendly_errors
-    def hide_faces(image, model_name, *values, progress=gr.Progress()):
+    def hide_faces(progress=gr.Progress(), image=None, model_name=None, *values):
         *values, own_checkpoint = values
         loaded = _ui.load_input(image, task.max_side)
         out = task.run(loaded, model=task.check_model(model_name), checkpoint=own_checkpoint,
@@ -89,7 +89,7 @@ def build() -> None:
               concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
 
     @_ui.friendly_errors
-    def hide_in_video(clip, model_name, *values, progress=gr.Progress()):
+    def hide_in_video(progress=gr.Progress(), clip=None, model_name=None, *values):
         if not clip:
             raise gr.Error("Upload a video first.")
         record = face_deid.run_video(clip, _ui.video_target("anonymised"), model=task.check_model(model_name),

@@ -75,7 +75,7 @@ def build() -> None:
         return {name: option(name).check(value) for name, value in values.items()}
 
     @_ui.friendly_errors
-    def find(image, model_name, *values, progress=gr.Progress()):
+    def find(progress=gr.Progress(), image=None, model_name=None, *values):
         *values, own_checkpoint = values
         loaded = _ui.load_input(image, task.max_side)
         out = task.run(loaded, model=task.check_model(model_name), checkpoint=own_checkpoint,

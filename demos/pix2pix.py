@@ -73,7 +73,7 @@ def build() -> None:
         return out
 
     @_ui.friendly_errors
-    def from_photo(image, prepare_as, *values, progress=gr.Progress()):
+    def from_photo(progress=gr.Progress(), image=None, prepare_as=None, *values):
         out = translate(_ui.load_input(image, task.max_side), *values[:1], prepare_as, *values[1:],
                         progress=_ui.progress_callback(progress))
         return (out.images["input"], out.images["output"]), _ui.result_line(out.summary, out.record["notes"])
@@ -87,11 +87,11 @@ def build() -> None:
         return (out.images["input"], out.images["output"]), _ui.result_line(out.summary, [])
 
     @_ui.friendly_errors
-    def from_sketch(canvas, *values, progress=gr.Progress()):
+    def from_sketch(progress=gr.Progress(), canvas=None, *values):
         return from_canvas(canvas, translation.sketch_to_edges, values, progress)
 
     @_ui.friendly_errors
-    def from_labels(canvas, *values, progress=gr.Progress()):
+    def from_labels(progress=gr.Progress(), canvas=None, *values):
         return from_canvas(canvas, translation.snap_to_palette, values, progress)
 
     events = dict(concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)

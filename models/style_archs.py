@@ -19,7 +19,7 @@ from torch import nn
 _VGG19_BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 
 
-# --- Fast neural style (Johnson et al. 2016), key layout of pytorch/examples -----------------------------------------
+# --- Fast neural style (Johnson et al. 2016), key layout of pytorch/examples ------------------------------------------
 
 class ConvLayer(nn.Module):
     """Reflection padding then a convolution: avoids the dark borders zero padding paints into stylised images."""
@@ -85,7 +85,7 @@ class TransformerNet(nn.Module):
         return self.deconv3(y)
 
 
-# --- AdaIN (Huang & Belongie 2017), key layout of naoto0804/pytorch-AdaIN ------------------------------------------
+# --- AdaIN (Huang & Belongie 2017), key layout of naoto0804/pytorch-AdaIN ---------------------------------------------
 
 def _adain_vgg() -> tuple[list[nn.Module], dict[str, int]]:
     """The reference's VGG-19 module list (all 53 modules, to relu5_4) and its layer names -> indices."""
@@ -129,7 +129,7 @@ def adain_decoder() -> nn.Sequential:
     return nn.Sequential(*modules[:-1])  # the last conv outputs RGB directly: no ReLU
 
 
-# --- VGG-19 as torchvision builds it (Gatys et al. 2016) ---------------------------------------------------------------
+# --- VGG-19 as torchvision builds it (Gatys et al. 2016) --------------------------------------------------------------
 
 def vgg19_layers() -> dict[str, int]:
     """Layer name (conv1_1, relu1_1, ..., pool5) -> index in torchvision's `vgg19().features`."""
