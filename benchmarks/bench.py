@@ -173,10 +173,38 @@ def landmarks_case(model_name: str) -> Case:
     return Case(net, source, (256, 256), forward, lambda: landmarks.predict_faces(net, face, box), None)
 
 
+def style_case(model_name: str) -> Case:
+    """Fast style and AdaIN on a 512x512 photo; Gatys: one optimisation step at 256 px (its per-step cost)."""
+    from models import images, runtime, style_transfer as st
+    from models.style_archs import TransformerNet, adain_decoder, adain_encoder
+
+    device = runtime.device()
+    builders = {"adain": lambda: st.AdaIN(adain_encoder(full=False), adain_decoder()), "gatys": st.gatys_vgg}
+    net, source = _load_or_random(lambda: st.load(model_name, device), builders.get(model_name, TransformerNet),
+                                  ("style", model_name, str(device)))
+    style = st.builtin_style("stained-glass", 512)
+    if model_name == "gatys":
+        content = _photo(256, 256)
+
+        def one_step():
+            for report in st.gatys_steps(content, style, net, steps=1, every=1, max_side=256, optimizer="adam"):
+                pass
+
+        return Case(net, source, (256, 256), None, one_step, None)
+    photo = _photo(512, 512)
+    loaded = images.load(photo)
+    if model_name == "adain":
+        return Case(net, source, (512, 512), None, lambda: st.stylize_adain(net, photo, style),
+                    lambda: st.run(loaded, model_name, max_side=512))
+    return Case(net, source, (512, 512), None, lambda: st.stylize_fast(net, photo),
+                lambda: st.run(loaded, model_name, max_side=512))
+
+
 CASES = {
     "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
     "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
     "landmarks": (landmarks_case, lambda: ["keypointrcnn-resnet50-fpn", "2dfan4"]),
+    "style": (style_case, lambda: ["mosaic", "adain", "gatys"]),
     "translation": (translation_case, lambda: ["pix2pix/edges2shoes@256", "pix2pix/edges2shoes@512",
                                                "cyclegan/horse2zebra@256", "cyclegan/horse2zebra@512"]),
 }
@@ -243,7 +271,8 @@ def table(rows: list[dict], repeats: int) -> str:
               "conversion, tiles, clamping; face-deid: preprocessing, network, decoding, NMS). run: the tab's whole "
               "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
               "live frame; landmarks: Keypoint R-CNN's whole detector on 640x480, FAN per face crop (predict = crop, "
-              "forward, decode); translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
+              "forward, decode); style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
+              "with the style's Gram targets) at 256 px; translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
               "Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
               "torch, the model); 'added' is what loading and running the model added. A detector with random weights "
               "gets only its forward time: its random heads report thousands of faces, so decoding and hiding them means nothing."]
