@@ -165,14 +165,30 @@ def _predict_video(task, source: str, target: Path, model: str, checkpoint: str 
     print(f"{source}: {record['frames']} frames -> {target}, {json_path}")
 
 
-def list_models(args) -> int:
-    from models import tasks, weights
+def _downloadables() -> dict:
+    """Every fetchable model by name: single checkpoint files, and Hugging Face repositories (panoptic)."""
+    from models import panoptic, tasks, weights
 
     tasks.load_all()
+    return {**weights.catalogue(), **panoptic.MODELS}
+
+
+def _status(name: str, entry) -> str:
+    from models import panoptic, weights
+
+    return panoptic.status(name) if name in panoptic.MODELS else weights.status(entry)
+
+
+def _fetch(name: str, entry):
+    from models import panoptic, weights
+
+    return panoptic.fetch(name) if name in panoptic.MODELS else weights.fetch(entry)
+
+
+def list_models(args) -> int:
     rows = [("task", "name", "size", "license", "status")]
-    for checkpoint in weights.catalogue().values():
-        rows.append((checkpoint.task, checkpoint.name, checkpoint.size_text, checkpoint.license,
-                     weights.status(checkpoint)))
+    for name, entry in _downloadables().items():
+        rows.append((entry.task, name, entry.size_text, entry.license, _status(name, entry)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -180,10 +196,9 @@ def list_models(args) -> int:
 
 
 def download(args) -> int:
-    from models import tasks, weights
+    from models import weights
 
-    tasks.load_all()
-    known = weights.catalogue()
+    known = _downloadables()
     names = list(known) if args.names == ["all"] else args.names
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -191,7 +206,7 @@ def download(args) -> int:
     failures = 0
     for name in names:
         try:
-            path = weights.fetch(known[name])
+            path = _fetch(name, known[name])
             print(f"{name}: {path}")
         except weights.WeightsError as error:
             print(f"error: {error}", file=sys.stderr)

@@ -200,7 +200,51 @@ def style_case(model_name: str) -> Case:
                 lambda: st.run(loaded, model_name, max_side=512))
 
 
+def segmentation_case(model_name: str) -> Case:
+    """Mask R-CNN and Mask2Former on an 800x600 photo (the tabs' default working sizes)."""
+    import torch
+
+    from models import images, instance_segmentation as iseg, panoptic, runtime
+
+    device = runtime.device()
+    photo = _photo(800, 600)
+    loaded = images.load(photo)
+    if model_name in panoptic.MODELS:
+        def random_mask2former():
+            from transformers import Mask2FormerForUniversalSegmentation
+
+            return panoptic.wrap(Mask2FormerForUniversalSegmentation(panoptic.swin_tiny_config())).net
+
+        try:
+            model, source = panoptic.load(model_name, device), "official"
+        except Exception:
+            model, source = panoptic.wrap(random_mask2former().to(device)), RANDOM
+            runtime.MODELS.get(("mask2former", model_name, None, str(device)), lambda: model)
+        inputs = model.processor(images=photo.copy(), return_tensors="pt")
+
+        def forward():
+            with torch.inference_mode():
+                return model.net(pixel_values=inputs["pixel_values"].to(device))
+
+        return Case(model.net, source, (800, 600), forward, lambda: panoptic.predict(model, photo),
+                    lambda: panoptic.run(loaded, model_name))
+    net, source = _load_or_random(lambda: iseg.load(model_name, device), lambda: iseg.build(model_name),
+                                  iseg.cache_key(model_name, device))
+    if source == RANDOM:
+        net.roi_heads.detections_per_img = 10  # random heads keep 100 "objects"; a photo has a few
+    tensor = [torch.from_numpy(photo.copy()).permute(2, 0, 1).to(device, next(net.parameters()).dtype) / 255]
+
+    def forward():
+        with torch.inference_mode():
+            return net(tensor)
+
+    return Case(net, source, (800, 600), forward, lambda: iseg.predict(net, photo, 0.05),
+                lambda: iseg.run(loaded, model_name, score_threshold=0.05))
+
+
 CASES = {
+    "segmentation": (segmentation_case, lambda: ["maskrcnn-r50-fpn-v2", "maskrcnn-r50-fpn",
+                                                 "mask2former-swin-tiny-coco-panoptic"]),
     "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
     "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
     "landmarks": (landmarks_case, lambda: ["keypointrcnn-resnet50-fpn", "2dfan4"]),
@@ -271,7 +315,8 @@ def table(rows: list[dict], repeats: int) -> str:
               "conversion, tiles, clamping; face-deid: preprocessing, network, decoding, NMS). run: the tab's whole "
               "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
               "live frame; landmarks: Keypoint R-CNN's whole detector on 640x480, FAN per face crop (predict = crop, "
-              "forward, decode); style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
+              "forward, decode); segmentation: Mask R-CNN forward at the model's own resize (800/1333) vs predict/run at the "
+              "tab's working size 800, Mask2Former at its 384x384; style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
               "with the style's Gram targets) at 256 px; translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
               "Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
               "torch, the model); 'added' is what loading and running the model added. A detector with random weights "

@@ -97,6 +97,8 @@ class Task:
 # Tab id -> "module:attribute" of its Task (attribute TASK when omitted). Modules are imported on first use, so
 # start-up stays fast.
 _TASK_MODULES = {
+    "instance": "models.instance_segmentation",
+    "panoptic": "models.panoptic",
     "super-resolution": "models.super_resolution",
     "pix2pix": "models.translation:PIX2PIX_TASK",
     "cyclegan": "models.translation:CYCLEGAN_TASK",

@@ -1,0 +1,424 @@
+"""Instance (Mask R-CNN) and panoptic (Mask2Former) segmentation: random weights, hand-made outputs, offline rules."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import drawn_scene
+from models import draw_masks, images, instance_segmentation as iseg, panoptic, runtime, weights
+
+FAST = {"working_size": 320, "rpn_top_n": 50}  # small and few proposals: seconds on two shared CPU cores
+
+
+# --- Mask R-CNN ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def maskrcnn_v2():
+    torch.manual_seed(0)
+    return iseg._ready(iseg.build("maskrcnn-r50-fpn-v2"), torch.device("cpu"))
+
+
+def _instances(scores, labels, masks, boxes=None) -> iseg.Instances:
+    masks = np.asarray(masks, bool)
+    ids = np.array([iseg.COCO_CATEGORIES.index(label) for label in labels], np.int64)
+    if boxes is None:
+        boxes = np.array([[0, 0, masks.shape[2], masks.shape[1]]] * len(labels), np.float32).reshape(-1, 4)
+    return iseg.Instances(np.asarray(boxes, np.float32), ids, list(labels), np.asarray(scores, np.float32), masks,
+                          np.zeros((0, 4), np.float32))
+
+
+def test_coco_categories_are_torchvisions():
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
+
+    assert iseg.COCO_CATEGORIES == tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+    assert iseg.COCO_CATEGORIES == tuple(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
+    assert len(iseg.COCO_CATEGORIES) == 91 and len(iseg.CLASS_NAMES) == 80
+    for group in iseg.CLASS_GROUPS.values():
+        assert set(group) <= set(iseg.CLASS_NAMES)
+
+
+def test_checkpoints_are_torchvisions_files():
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
+
+    for name, enum in (("maskrcnn-r50-fpn-v2", MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+                       ("maskrcnn-r50-fpn", MaskRCNN_ResNet50_FPN_Weights.COCO_V1)):
+        checkpoint = weights.get(name)
+        assert checkpoint.url == enum.url and enum.url.endswith(checkpoint.filename)
+        assert checkpoint.filename.rsplit("-", 1)[1] == checkpoint.sha256[:8] + ".pth"  # torchvision's hash prefix
+        assert abs(checkpoint.bytes / 2**20 - enum.meta["_file_size"]) < 0.01  # torchvision lists MiB
+
+
+def test_v1_has_torchvisions_trained_layout_and_eps_fix():
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    net = iseg.build("maskrcnn-r50-fpn")
+    ours = net.state_dict()
+    # Same tensors as torchvision's builder; FrozenBatchNorm2d only lacks BatchNorm's step counters.
+    assert set(reference) - set(ours) == {key for key in reference if key.endswith("num_batches_tracked")}
+    assert set(ours) <= set(reference) and all(ours[key].shape == reference[key].shape for key in ours)
+    frozen = [m for m in net.modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert len(frozen) == 53 and all(m.eps == 1e-5 for m in frozen)
+    loaded = iseg.from_state("maskrcnn-r50-fpn", ours)  # the official v1 weights run with eps 0, as torchvision does
+    assert all(m.eps == 0.0 for m in loaded.modules() if isinstance(m, FrozenBatchNorm2d))
+    own = iseg.from_state("maskrcnn-r50-fpn", ours, official=False)  # a user's checkpoint keeps the current default
+    assert all(m.eps == 1e-5 for m in own.modules() if isinstance(m, FrozenBatchNorm2d))
+    with pytest.raises(weights.WeightsError, match="does not fit"):
+        iseg.from_state("maskrcnn-r50-fpn-v2", ours)
+
+
+def test_v2_predicts_on_a_drawn_image(maskrcnn_v2):
+    scene = drawn_scene(96, 128)
+    found = iseg.predict(maskrcnn_v2, scene, score_threshold=0.05, mask_threshold=0.5, top_proposals=30, **FAST)
+    n = len(found)
+    assert found.boxes.shape == (n, 4) and found.boxes.dtype == np.float32
+    assert found.masks.shape == (n, 96, 128) and found.masks.dtype == bool
+    assert found.scores.dtype == np.float32 and np.all(found.scores > 0.05)
+    assert np.all(np.diff(found.scores) <= 0)  # best first
+    assert all(label in iseg.COCO_CATEGORIES[1:] for label in found.labels)  # random weights may pick "N/A" ids
+    assert [iseg.COCO_CATEGORIES[i] for i in found.label_ids] == found.labels
+    assert found.working_size == (320, 240)  # 128 x 96 scaled so the longest side is 320
+    assert 0 < len(found.proposals) <= 30 and found.proposals.shape[1] == 4
+    assert found.proposals.min() >= -0.01 and found.proposals[:, [0, 2]].max() <= 128.01
+    assert found.proposals[:, [1, 3]].max() <= 96.01  # proposals are mapped back to input pixels
+    # The filter applied to the same detections keeps exactly the named classes.
+    named = [label for label in found.labels if label in iseg.CLASS_NAMES]
+    if named:
+        label = named[-1]
+        kept = iseg.select(found, 0.05, [label])
+        assert set(kept.labels) == {label} and len(kept) == found.labels.count(label)
+
+
+def test_v2_score_threshold_one_keeps_nothing(maskrcnn_v2):
+    found = iseg.predict(maskrcnn_v2, drawn_scene(96, 128), score_threshold=1.0, **FAST)
+    assert len(found) == 0 and found.masks.shape == (0, 96, 128) and found.boxes.shape == (0, 4)
+    assert iseg.label_image(found).shape == (96, 128) and not iseg.label_image(found).any()
+
+
+def test_v1_predicts_on_a_drawn_image():
+    torch.manual_seed(0)
+    net = iseg._ready(iseg.from_state("maskrcnn-r50-fpn", iseg.build("maskrcnn-r50-fpn").state_dict()),
+                      torch.device("cpu"))
+    found = iseg.predict(net, drawn_scene(64, 80), score_threshold=0.05, **FAST)
+    assert found.masks.shape == (len(found), 64, 80) and found.boxes.shape == (len(found), 4)
+    assert found.working_size == (300, 240)  # short side 240 (3/4 of 320) wins
+
+
+def test_select_applies_threshold_and_classes():
+    masks = np.zeros((5, 4, 4), bool)
+    found = _instances([0.6, 0.95, 0.3, 1.0, 0.8], ["dog", "person", "car", "cat", "truck"], masks)
+    assert iseg.select(found, 0.5).labels == ["cat", "person", "truck", "dog"]  # above 0.5, best first
+    assert iseg.select(found, 1.0).labels == []  # even a perfect 1.0 is not above 1.0
+    assert iseg.select(found, 0.0, ["people"]).labels == ["person"]
+    assert iseg.select(found, 0.0, "vehicles").labels == ["truck", "car"]
+    assert iseg.select(found, 0.5, "animals, person").labels == ["cat", "person", "dog"]
+    assert iseg.select(found, 0.0, "").labels == iseg.select(found, 0.0, None).labels  # empty: every class
+    kept = iseg.select(found, 0.7)
+    assert kept.masks.shape == (3, 4, 4) and kept.boxes.shape == (3, 4) and list(kept.label_ids) == [17, 1, 8]
+    with pytest.raises(ValueError, match="unknown class 'unicorn'"):
+        iseg.select(found, 0.0, "dog,unicorn")
+
+
+def test_overlay_paints_exactly_the_mask_pixels():
+    rgb = np.full((20, 30, 3), 40, np.uint8)
+    rgb[:, :, 1] = np.arange(30, dtype=np.uint8)[None, :] * 3
+    masks = np.zeros((2, 20, 30), bool)
+    masks[0, 2:8, 3:10] = True
+    masks[1, 10:18, 12:28] = True
+    masks[1, 5:8, 8:12] = True  # overlaps instance 0 (the better one) on rows 5-7, columns 8-9
+    found = _instances([0.9, 0.7], ["person", "dog"], masks)
+    colors = iseg.instance_colors(2)
+    drawn = iseg.overlay(rgb, found, opacity=1.0, show_boxes=False)
+    assert np.all(drawn[masks[0]] == colors[0])  # the best instance is on top where they overlap
+    only_second = masks[1] & ~masks[0]
+    assert np.all(drawn[only_second] == colors[1])
+    untouched = ~(masks[0] | masks[1])
+    assert np.array_equal(drawn[untouched], rgb[untouched])
+    half = iseg.overlay(rgb, found, opacity=0.5, show_boxes=False)
+    expected = (rgb[only_second].astype(float) + np.array(colors[1])) / 2
+    assert np.abs(half[only_second] - expected).max() <= 1.0
+    assert np.array_equal(half[untouched], rgb[untouched])
+    boxed = iseg.overlay(rgb, found, opacity=1.0, show_boxes=True, show_labels=False)
+    assert boxed.shape == rgb.shape and not np.array_equal(boxed, drawn)
+
+
+def test_label_image_holds_instance_ids():
+    masks = np.zeros((3, 10, 12), bool)
+    masks[0, 0:4, 0:4] = True
+    masks[1, 5:9, 6:12] = True
+    masks[2, 2:5, 2:6] = True  # overlaps instance 1 (the best) on rows 2-3, columns 2-3
+    found = _instances([0.9, 0.8, 0.5], ["person", "car", "dog"], masks)
+    labels = iseg.label_image(found)
+    assert labels.dtype == np.uint8 and labels.shape == (10, 12)
+    assert np.all(labels[masks[0]] == 1) and np.all(labels[masks[1]] == 2)
+    assert np.all(labels[masks[2] & ~masks[0]] == 3)
+    assert np.all(labels[~masks.any(axis=0)] == 0)
+    table = iseg.instance_table(found)
+    assert [row["id"] for row in table] == [1, 2, 3] and [row["mask_area_px"] for row in table] == [16, 24, 12]
+    assert table[1] == {"id": 2, "label": "car", "score": 0.8, "box": [0.0, 0.0, 12.0, 10.0], "mask_area_px": 24,
+                        "color": draw_masks.hex_color(draw_masks.color(1))}
+    many = np.zeros((300, 2, 2), bool)
+    many[299, 1, 1] = True
+    wide = draw_masks.label_image(many)
+    assert wide.dtype == np.uint16 and wide[1, 1] == 300
+
+
+def test_instance_pipeline_with_random_weights(maskrcnn_v2, monkeypatch):
+    monkeypatch.setattr(iseg, "load", lambda *args, **kwargs: maskrcnn_v2)
+    scene = images.load(drawn_scene(96, 128))
+    options = iseg.TASK.parse_options(["score_threshold=0.05", "classes=people,animals", "proposals=20",
+                                       "working_size=320", "rpn_top_n=50"])
+    out = iseg.TASK.run(scene, **options)
+    assert out.images["overlay"].shape == out.images["proposals"].shape == (96, 128, 3)
+    assert out.images["labels"].shape == (96, 128) and out.images["labels"].dtype == np.uint8
+    record = json.loads(json.dumps(out.record))
+    assert record["instance_count"] == len(record["instances"]) == int(out.images["labels"].max())
+    allowed = set(iseg.CLASS_GROUPS["people"] + iseg.CLASS_GROUPS["animals"])
+    assert all(row["label"] in allowed and row["score"] > 0.05 for row in record["instances"])
+    assert record["working_size"] == [320, 240] and record["proposals_shown"] == 20
+    assert record["classes"] == sorted(allowed)
+
+
+def test_instance_offline_names_the_missing_checkpoint():
+    with pytest.raises(weights.MissingWeightsError, match="python app.py download maskrcnn-r50-fpn-v2"):
+        iseg.TASK.run(images.load(drawn_scene()), model="maskrcnn-r50-fpn-v2")
+
+
+def test_instance_options_parse():
+    options = iseg.TASK.parse_options(["classes=people,dog", "opacity=0.3", "show_boxes=no"])
+    assert options["classes"] == "people,dog" and options["opacity"] == 0.3 and options["show_boxes"] is False
+    assert iseg.expand_classes(options["classes"]) == {"person", "dog"}
+    assert iseg.working_sizes(800) == (600, 800) and iseg.working_sizes(1333) == (800, 1333)
+
+
+# --- Mask2Former -----------------------------------------------------------------------------------------------------
+
+
+def _tiny_config():
+    from transformers import Mask2FormerConfig, SwinConfig
+
+    backbone = SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                          out_features=["stage1", "stage2", "stage3", "stage4"])
+    return Mask2FormerConfig(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
+                             encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
+                             dim_feedforward=64, num_queries=12, id2label=panoptic.COCO_ID2LABEL)
+
+
+@pytest.fixture(scope="module")
+def tiny_mask2former():
+    from transformers import Mask2FormerForUniversalSegmentation
+
+    torch.manual_seed(0)
+    return panoptic.wrap(Mask2FormerForUniversalSegmentation(_tiny_config()))
+
+
+def test_coco_panoptic_labels_things_then_stuff(tiny_mask2former):
+    assert len(panoptic.COCO_PANOPTIC_LABELS) == 133 == len(set(panoptic.COCO_PANOPTIC_LABELS))
+    assert tiny_mask2former.thing_ids == frozenset(range(80))
+    stuff = panoptic.COCO_PANOPTIC_LABELS[80:]
+    assert "sky-other-merged" in stuff and "road" in stuff and "person" not in stuff
+    # The 80 things are the 80 COCO detection classes Mask R-CNN knows.
+    assert panoptic.COCO_THINGS == frozenset(iseg.CLASS_NAMES)
+
+
+def test_mask2former_runs_end_to_end(tiny_mask2former):
+    scene = drawn_scene(96, 128)
+    result = panoptic.predict(tiny_mask2former, scene, threshold=0.0, mask_threshold=0.0, overlap_threshold=0.0,
+                              working_size=128)
+    assert result.segmentation.shape == (96, 128) and result.segmentation.dtype == np.int32
+    assert result.working_size == (128, 96)
+    ids = {segment["id"] for segment in result.segments}
+    assert ids == set(range(1, len(ids) + 1)) and set(np.unique(result.segmentation)) <= ids | {0}
+    stuff_labels = [s["label_id"] for s in result.segments if s["label_id"] not in tiny_mask2former.thing_ids]
+    assert len(stuff_labels) == len(set(stuff_labels))  # one segment per stuff class
+    views = panoptic.panoptic_views(result.segmentation, result.segments, tiny_mask2former.id2label,
+                                    tiny_mask2former.thing_ids)
+    assert not (views.stuff_mask & views.things_mask).any()
+    assert abs(sum(row["area_pct"] for row in views.legend) + views.void_pct - 100) < 0.1
+    default = panoptic.predict(tiny_mask2former, scene)  # the checkpoint's own 384 x 384, default thresholds
+    assert default.working_size == (384, 384) and default.segmentation.shape == (96, 128)
+
+
+def test_panoptic_pipeline_with_random_weights(tiny_mask2former, monkeypatch):
+    monkeypatch.setattr(panoptic, "load", lambda *args, **kwargs: tiny_mask2former)
+    scene = images.load(drawn_scene(96, 128))
+    out = panoptic.TASK.run(scene, **panoptic.TASK.parse_options(["threshold=0", "mask_threshold=0",
+                                                                  "overlap_threshold=0", "working_size=128"]))
+    for name in ("panoptic", "stuff", "things", "segments"):
+        assert out.images[name].shape == (96, 128, 3) and out.images[name].dtype == np.uint8
+    assert out.images["labels"].shape == (96, 128)
+    record = json.loads(json.dumps(out.record))
+    assert record["segment_count"] == record["things"] + record["stuff"] == len(record["segments"]) > 0
+    assert record["checkpoint"] == "random" and record["working_size"] == [128, 96]
+    assert set(np.unique(out.images["labels"])) - {0} == {row["id"] for row in record["segments"]}
+
+
+def test_panoptic_views_split_things_and_stuff_exactly():
+    seg = np.zeros((10, 10), np.int32)
+    seg[0:4] = 1  # sky: 40 px
+    seg[4:7, 0:5] = 2  # a person: 15 px
+    seg[4:7, 5:10] = 3  # another person: 15 px
+    seg[7:10] = 4  # road: 30 px, less the 5 void pixels below
+    seg[9, 5:10] = 0
+    infos = [{"id": 1, "label_id": 119, "score": 0.99}, {"id": 2, "label_id": 0, "score": 0.9},
+             {"id": 3, "label_id": 0, "score": 0.85}, {"id": 4, "label_id": 100, "score": 0.95},
+             {"id": 5, "label_id": 2, "score": 0.9}]  # a car that lost all its pixels: not in the legend
+    views = panoptic.panoptic_views(seg, infos, panoptic.COCO_ID2LABEL, frozenset(range(80)))
+    assert np.array_equal(views.stuff_mask, np.isin(seg, [1, 4]))
+    assert np.array_equal(views.things_mask, np.isin(seg, [2, 3]))
+    assert np.array_equal(views.stuff.any(axis=2), views.stuff_mask)  # coloured exactly on stuff pixels
+    assert np.array_equal(views.things.any(axis=2), views.things_mask)
+    assert np.array_equal(views.merged, views.stuff + views.things)  # the panoptic map is the two layers together
+    assert not views.merged[seg == 0].any()
+    assert [(row["label"], row["kind"], row["area_px"], row["area_pct"]) for row in views.legend] == [
+        ("sky-other-merged", "stuff", 40, 40.0), ("road", "stuff", 25, 25.0),
+        ("person", "thing", 15, 15.0), ("person", "thing", 15, 15.0)]
+    assert views.void_pct == 5.0
+    assert views.colors[2] != views.colors[3]  # two people, two shades
+    for row in views.legend:
+        assert np.all(views.merged[seg == row["id"]] == views.colors[row["id"]])
+        assert row["color"] == draw_masks.hex_color(views.colors[row["id"]])
+    drawn = panoptic.over_photo(np.zeros((10, 10, 3), np.uint8), views.things, views.things_mask, 1.0)
+    assert np.array_equal(drawn, views.things)
+
+
+def _outputs(labels: list[int], rows: list[slice], num_labels: int = 133, confidence: float = 10.0):
+    """Hand-made Mask2Former outputs: query k predicts labels[k] and covers rows[k] of a 384 x 384 mask."""
+    classes = torch.full((1, len(labels), num_labels + 1), -confidence)
+    masks = torch.full((1, len(labels), 384, 384), -confidence)
+    for k, (label, rows_k) in enumerate(zip(labels, rows)):
+        classes[0, k, label] = confidence
+        masks[0, k, rows_k] = confidence
+    return SimpleNamespace(class_queries_logits=classes, masks_queries_logits=masks)
+
+
+def test_postprocess_fuses_stuff_but_keeps_instances_apart():
+    from transformers import Mask2FormerImageProcessor
+
+    processor = Mask2FormerImageProcessor()
+    quarters = [slice(0, 96), slice(96, 192), slice(192, 288), slice(288, 384)]
+    outputs = _outputs([119, 0, 119, 0], quarters)  # sky, person, sky, person
+    seg, segments = panoptic.postprocess(processor, outputs, (8, 8), frozenset(range(80)))
+    expected = np.repeat(np.array([1, 2, 1, 3]), 2)[:, None].repeat(8, axis=1)
+    assert np.array_equal(seg, expected)
+    assert [(s["id"], s["label_id"], s["was_fused"]) for s in segments] == [(1, 119, True), (2, 0, False),
+                                                                            (3, 0, False)]
+    # The library's own fusion would give the second person the first one's id (see panoptic.postprocess).
+    library = processor.post_process_panoptic_segmentation(outputs, label_ids_to_fuse={119}, target_sizes=[(8, 8)])
+    assert len(np.unique(library[0]["segmentation"])) == 2
+    # A query whose class probability is under the threshold makes no segment.
+    weak = _outputs([119, 0], [slice(0, 192), slice(192, 384)])
+    weak.class_queries_logits[0, 1] = 0.0  # uniform over 134 classes
+    seg, segments = panoptic.postprocess(processor, weak, (8, 8), frozenset(range(80)), threshold=0.8)
+    # transformers hands every pixel to its best remaining query (no mask-probability cut on the final map).
+    assert [s["label_id"] for s in segments] == [119] and np.all(seg == 1)
+    seg, segments = panoptic.postprocess(processor, weak, (8, 8), frozenset(range(80)), threshold=1.0)
+    assert segments == [] and not seg.any()
+
+
+def test_fuse_stuff_renumbers_and_keeps_best_score():
+    seg = np.array([[5, 5, 7], [9, 0, 7]], np.int32)
+    infos = [{"id": 5, "label_id": 100, "score": 0.6}, {"id": 7, "label_id": 3, "score": 0.9},
+             {"id": 9, "label_id": 100, "score": 0.8}]
+    fused, segments = panoptic.fuse_stuff(seg, infos, frozenset(range(80)))
+    assert np.array_equal(fused, [[1, 1, 2], [1, 0, 2]])
+    assert segments == [{"id": 1, "label_id": 100, "score": 0.8, "was_fused": True},
+                        {"id": 2, "label_id": 3, "score": 0.9, "was_fused": False}]
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """No Hugging Face cache and an empty $CVPG_HOME: nothing of any Mask2Former is on this machine."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("CVPG_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_offline_missing_hub_model_names_repo_and_command(empty_hub):
+    with pytest.raises(weights.MissingWeightsError) as error:
+        panoptic.load("mask2former-swin-tiny-coco-panoptic", torch.device("cpu"))
+    message = str(error.value)
+    assert "facebook/mask2former-swin-tiny-coco-panoptic" in message and "offline" in message
+    assert "python app.py download mask2former-swin-tiny-coco-panoptic" in message
+    assert panoptic.status("mask2former-swin-large-coco-panoptic") == "not cached"
+
+
+def test_hf_hub_offline_variable_is_enough(empty_hub, monkeypatch):
+    monkeypatch.setattr(weights, "_offline", False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(weights.MissingWeightsError, match="mask2former-swin-base-coco-panoptic"):
+        panoptic.fetch("mask2former-swin-base-coco-panoptic")
+
+
+def test_saved_folder_loads_offline(tiny_mask2former, empty_hub):
+    folder = empty_hub / "home" / "mask2former-swin-tiny-coco-panoptic"  # placed by hand in $CVPG_HOME
+    tiny_mask2former.net.save_pretrained(folder)
+    tiny_mask2former.processor.save_pretrained(folder)
+    assert panoptic.fetch("mask2former-swin-tiny-coco-panoptic") == folder
+    model = panoptic.load_folder(folder, torch.device("cpu"))
+    assert model.thing_ids == tiny_mask2former.thing_ids and model.processor.size == tiny_mask2former.processor.size
+    scene = drawn_scene(64, 64)
+    a = panoptic.predict(model, scene, 0.0, 0.0, 0.0, working_size=64)
+    b = panoptic.predict(tiny_mask2former, scene, 0.0, 0.0, 0.0, working_size=64)
+    assert np.array_equal(a.segmentation, b.segmentation)
+    with pytest.raises(weights.WeightsError, match="no config.json"):
+        panoptic.load_folder(empty_hub, torch.device("cpu"))
+
+
+def test_hub_cache_snapshot_is_found_offline(tiny_mask2former, empty_hub):
+    # The Hugging Face cache's layout: refs/main names the commit whose snapshot folder holds the files.
+    repo = empty_hub / "hub" / "models--facebook--mask2former-swin-tiny-coco-panoptic"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    tiny_mask2former.net.save_pretrained(snapshot)
+    tiny_mask2former.processor.save_pretrained(snapshot)
+    assert panoptic.fetch("mask2former-swin-tiny-coco-panoptic") == snapshot
+    assert panoptic.status("mask2former-swin-tiny-coco-panoptic") == f"cached ({snapshot})"
+    try:
+        model = panoptic.load("mask2former-swin-tiny-coco-panoptic", torch.device("cpu"))
+        assert model.source == "facebook/mask2former-swin-tiny-coco-panoptic@0123456789"
+    finally:
+        runtime.MODELS.clear()  # random weights must not stay cached under the real model's name
+
+
+@pytest.fixture
+def seeded_models(monkeypatch, maskrcnn_v2, tiny_mask2former):
+    """The app's model cache holding random Mask R-CNN v2 and a tiny Mask2Former under their official keys."""
+    from models import runtime
+
+    cache = runtime.ModelCache()
+    monkeypatch.setattr(runtime, "MODELS", cache)
+    device = runtime.device()
+    cache.get(iseg.cache_key("maskrcnn-r50-fpn-v2", device), lambda: maskrcnn_v2)
+    cache.get(("mask2former", panoptic.DEFAULT_MODEL, None, str(device)), lambda: tiny_mask2former)
+    return cache
+
+
+def test_both_tabs_answer_through_their_endpoints(served_app, seeded_models, tmp_path):
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
+    client = Client(served_app, verbose=False)
+    (before, after), status, table, proposals, labels = client.predict(
+        handle_file(str(tmp_path / "scene.png")), "maskrcnn-r50-fpn-v2", [], 0.0, 0.5, 0.5, True, True, 320, 20, 100,
+        api_name="/instance")
+    assert Image.open(after).size == (128, 96) and "maskrcnn-r50-fpn-v2" in status
+    label_image = np.asarray(Image.open(labels))
+    assert label_image.shape == (96, 128)  # ids are table rows (overlapping instances may hide a few)
+    assert set(np.unique(label_image)) - {0} <= {row[0] for row in table["data"]} and label_image.max() > 0
+    (before, after), status, stuff, things, legend, segments = client.predict(
+        handle_file(str(tmp_path / "scene.png")), panoptic.DEFAULT_MODEL, 0.0, 0.0, 0.5, 0.6, True, 0,
+        api_name="/panoptic")
+    assert Image.open(after).size == Image.open(stuff).size == (128, 96)
+    assert {row[1] for row in legend["data"]} <= {"thing", "stuff"} and "things" in status
