@@ -45,9 +45,9 @@ def build() -> None:
                                     elem_id=f"{ID}-slider", max_height=520)
             status = gr.Markdown(elem_id=f"{ID}-status")
             with gr.Row(visible=False) as cycle_row:
-                reconstructed = gr.Image(label="X' = F(G(X))", type="numpy", format="png", elem_id=f"{ID}-reconstructed")
+                reconstructed = gr.Image(label="X' = F(G(X))", type="numpy", format="png", elem_id=f"{ID}-reconstructed", height=320)
                 error = gr.Image(label="|X - X'| (bright = lost in the cycle)", type="numpy", format="png",
-                                 elem_id=f"{ID}-cycle-error")
+                                 elem_id=f"{ID}-cycle-error", height=320)
             live_view = _ui.live_view(ID)
             videos = _ui.video_section(ID, "translated")
 
