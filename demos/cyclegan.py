@@ -79,7 +79,8 @@ def build() -> None:
 
     def live_frame(frame, mirror, model_name, working_side):
         loaded = _ui.load_input(frame, 256, mirror_back=not mirror)
-        out = task.run(loaded, model=task.check_model(model_name), show_cycle=False, working_side=256)
+        out = task.run(loaded, model=task.check_model(model_name), show_cycle=False,
+                       working_side=min(int(working_side) or 256, 256))  # live frames stay small on a CPU
         return out.images["output"], out.summary
 
     _ui.wire_live(panel, live_view, live_frame, [model, working], still_outputs=[slider, run])

@@ -29,7 +29,7 @@ def build() -> None:
     task = get_task(ID)
     gr.Markdown(EXPLANATION)
     with gr.Row():
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, min_width=420):  # wide enough for the three input sub-tabs to show
             with gr.Tabs():
                 with gr.Tab("Photo or webcam"):
                     panel = _ui.input_panel(ID, task.max_side)
@@ -44,6 +44,7 @@ def build() -> None:
                     painter = gr.ImageEditor(
                         type="numpy", format="png", canvas_size=(256, 256), sources=[], elem_id=f"{ID}-painter",
                         brush=gr.Brush(colors=[_hex(colour) for _, colour in translation.FACADE_PALETTE],
+                                       default_color=_hex(translation.FACADE_PALETTE[1][1]),  # facade, not background
                                        default_size=12, color_mode="fixed"),
                         label="Paint facade parts; unpainted is background")
                     gr.Markdown(" · ".join(f"<span style='color:{_hex(colour)}'>■</span> {name}"
@@ -57,7 +58,7 @@ def build() -> None:
                                   value="image", label="BatchNorm statistics")
             gr.Examples([[assets.skimage_photo("chelsea", 256), "edges"]], [panel.image, prepare],
                         label="Example (scikit-image's cat, CC0): try edges2shoes on its edges")
-        with gr.Column(scale=2):
+        with gr.Column(scale=1):
             slider = gr.ImageSlider(label="What the model saw (left) vs its output (right)", format="png",
                                     type="numpy", elem_id=f"{ID}-slider", max_height=560)
             status = gr.Markdown(elem_id=f"{ID}-status")

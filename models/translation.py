@@ -153,11 +153,19 @@ def sketch_to_edges(canvas: np.ndarray) -> np.ndarray:
 
 
 def edges_from_photo(rgb: np.ndarray) -> np.ndarray:
-    """Black Canny edges on white at 256x256: a stand-in for the HED edges edges2shoes was trained on."""
-    gray = cv2.cvtColor(_resize(rgb, (PIX2PIX_SIDE, PIX2PIX_SIDE)), cv2.COLOR_RGB2GRAY)
+    """Black Canny edges on white, at most 256 px a side with the photo's aspect: a stand-in for the HED edges
+    edges2shoes was trained on. Edges come from all three channels, so colour boundaries of equal grey show too."""
+    small, _ = fit_within(rgb, PIX2PIX_SIDE)
+    edges = np.zeros(small.shape[:2], bool)
+    for channel in range(3):
+        edges |= _canny(small[..., channel])
+    return np.where(edges[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)
+
+
+def _canny(gray: np.ndarray) -> np.ndarray:
     median = float(np.median(gray))
-    edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), int(max(0, 0.66 * median)), int(min(255, 1.33 * median)))
-    return np.where(edges[..., None] > 0, 0, 255).astype(np.uint8).repeat(3, axis=2)
+    return cv2.Canny(cv2.GaussianBlur(np.ascontiguousarray(gray), (3, 3), 0), int(max(0, 0.66 * median)),
+                     int(min(255, 1.33 * median))) > 0
 
 
 def snap_to_palette(canvas: np.ndarray, palette=FACADE_PALETTE) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""End-to-end tests in a real browser: headless Chromium drives the Super-resolution and Face de-identification tabs.
+"""End-to-end tests in a real browser: headless Chromium drives the Super-resolution, Pix2Pix, CycleGAN and Face
+de-identification tabs.
 
 Chromium's fake camera (a moving green test pattern) stands in for a webcam, so the Live streams run headless too.
 Screenshots land in test-artifacts/ at the repository root, for a person to look at after a run.
@@ -10,10 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import ROOT, drawn_scene
+from models import translation
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -25,10 +28,18 @@ TIMEOUT_MS = 60_000  # two slow cores: model loads and first frames can take a w
 VIDEO_TIMEOUT_MS = 180_000  # a whole clip goes through the detector frame by frame
 BICUBIC = "Bicubic x4 (baseline, no network)"  # needs no checkpoint, so these tests run without ../shared
 SR = "super-resolution"
+SR_LABEL = "Super-resolution"
 DEID = "face-deid"  # needs the RetinaFace checkpoint in ../shared/weights: its tests use `shared_weights`
 DEID_LABEL = "Face de-identification"
 VIDEO_FRAMES = 10
 FILLED_IMG = "img[src]:not([src=''])"
+PIX2PIX = "pix2pix"
+CYCLEGAN = "cyclegan"
+# Official file names in $CVPG_HOME, random weights: the results are noise, so these tests check structure, not looks.
+TRANSLATION_GENERATORS = [("pix2pix", "edges2shoes"), ("pix2pix", "facades_label2photo"),
+                          ("cyclegan", "horse2zebra"), ("cyclegan", "zebra2horse")]
+WHITE, BLACK = (255, 255, 255), (0, 0, 0)
+BACKGROUND, WINDOW = translation.FACADE_PALETTE[0][1], translation.FACADE_PALETTE[2][1]
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------------
@@ -53,17 +64,45 @@ def page(browser, served_app):
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.goto(served_app)
-    expect(page.locator(f"#{SR}-run")).to_be_visible(timeout=TIMEOUT_MS)  # the first tab is open at start
+    expect(page.locator("#device-line")).to_be_visible(timeout=TIMEOUT_MS)  # below the tabs: the app has rendered
     yield page
     context.close()
+
+
+def save_scene(folder: Path, height: int, width: int) -> Path:
+    path = folder / f"scene-{width}x{height}.png"
+    Image.fromarray(drawn_scene(height, width)).save(path)
+    return path
 
 
 @pytest.fixture
 def scene_png(tmp_path) -> Path:
     """A small drawn scene, 64x48 px, so x4 gives a known 256x192."""
-    path = tmp_path / "scene.png"
-    Image.fromarray(drawn_scene(48, 64)).save(path)
-    return path
+    return save_scene(tmp_path, 48, 64)
+
+
+@pytest.fixture
+def scene_128_png(tmp_path) -> Path:
+    """The drawn scene at 128x96 px: the translation tabs' input."""
+    return save_scene(tmp_path, 96, 128)
+
+
+@pytest.fixture(scope="module")
+def translation_generators(tmp_path_factory) -> Path:
+    """A folder with random pix2pix/CycleGAN generators under their official file names (the weights manager records a
+    .sha256 beside each the first time one loads: none is published)."""
+    folder = tmp_path_factory.mktemp("translation-home")
+    torch.manual_seed(0)
+    for family, model in TRANSLATION_GENERATORS:
+        torch.save(translation.build(family).state_dict(), folder / f"{family}_{model}.pth")
+    return folder
+
+
+@pytest.fixture
+def translation_home(translation_generators, monkeypatch) -> Path:
+    # The app runs in this process, so it finds the generators in $CVPG_HOME.
+    monkeypatch.setenv("CVPG_HOME", str(translation_generators))
+    return translation_generators
 
 
 @pytest.fixture
@@ -83,8 +122,24 @@ def people_mp4(shared, tmp_path) -> Path:
 
 # --- helpers (every helper takes the tab's id, the prefix of its elem_ids) -----------------------------------------
 
+def select_tab(page, label: str) -> None:
+    """Select the tab `label` of whichever gr.Tabs has it, also when it sits in the bar's "More tabs" menu (Gradio moves
+    the tabs that do not fit there: the Pix2Pix tab's sub-tabs do, in its narrow input column)."""
+    # Each bar measures all its tabs in a hidden copy of its buttons: that copy names the right bar.
+    bar = page.locator(".tab-wrapper").filter(has=page.locator(f".tab-container button:text-is('{label}')"))
+    tab = bar.get_by_role("tab", name=label, exact=True)
+    more = bar.get_by_role("button", name="More tabs")
+    expect(tab.or_(more).first).to_be_visible()
+    if not tab.is_visible():
+        more.click()
+        bar.locator(".overflow-dropdown").get_by_role("button", name=label, exact=True).click()
+    else:
+        tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")  # a tab picked from the menu joins the bar, selected
+
+
 def open_tab(page, label: str, tab: str) -> None:
-    page.get_by_role("tab", name=label, exact=True).click()
+    select_tab(page, label)
     expect(page.locator(f"#{tab}-run")).to_be_visible()
 
 
@@ -99,9 +154,58 @@ def choose_model(page, tab: str, label: str) -> None:
     expect(page.locator(f"#{tab}-model input[role=combobox]")).to_have_value(label)
 
 
-def run_and_wait(page, tab: str) -> None:
-    page.locator(f"#{tab}-run").click()
+def run_and_wait(page, tab: str, button: str = "run") -> None:
+    page.locator(f"#{tab}-{button}").click()
     expect(page.locator(f"#{tab}-slider {FILLED_IMG}")).to_have_count(2, timeout=TIMEOUT_MS)
+
+
+def choose_radio(page, element_id: str, label: str) -> None:
+    page.locator(f"#{element_id}").get_by_role("radio", name=label, exact=True).check()
+
+
+def draw_strokes(page, editor_id: str, *strokes, colour: tuple[int, int, int] | None = None) -> None:
+    """Paint on a gr.Sketchpad/gr.ImageEditor with the mouse. Each stroke is a list of points given as fractions of
+    the canvas element's smaller side, from its centre (the drawing area, 256x256 at about 113%, sits there)."""
+    editor = page.locator(f"#{editor_id}")
+    brush = editor.get_by_role("button", name="Brush", exact=True)
+    brush.click()  # no tool is active at start: the canvas says "select the draw tool to start"
+    if colour is not None:
+        editor.get_by_role("button", name="Color", exact=True).click()
+        swatches = editor.locator("menu.swatch")
+        swatches.locator(f"button[style*='background-color: rgb{colour}']").click()
+        brush.click()  # the swatches stay open over the canvas until the brush button is pressed again
+        expect(swatches).to_be_hidden()
+    canvas = editor.locator("canvas").first
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    side = min(box["width"], box["height"])
+    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for stroke in strokes:
+        points = [(centre_x + dx * side, centre_y + dy * side) for dx, dy in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=10)
+        page.mouse.up()
+
+
+def slider_colours(page, tab: str) -> list[set[tuple[int, int, int]]]:
+    """The distinct RGB colours of each image in the tab's slider, in DOM order, read back through a canvas."""
+    images = page.locator(f"#{tab}-slider {FILLED_IMG}")
+    expect(images).to_have_count(2)
+    colours = images.evaluate_all("""images => Promise.all(images.map(async image => {
+        await image.decode();
+        const canvas = document.createElement("canvas");
+        canvas.width = image.naturalWidth;
+        canvas.height = image.naturalHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(image, 0, 0);
+        const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        const seen = new Set();
+        for (let i = 0; i < data.length; i += 4) seen.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
+        return [...seen].slice(0, 1000);
+    }))""")
+    return [{tuple(int(v) for v in colour.split(",")) for colour in image} for image in colours]
 
 
 def expect_text(locator, *parts: str, timeout: int = TIMEOUT_MS) -> None:
@@ -145,6 +249,7 @@ def screenshot(page, name: str) -> None:
 # --- super-resolution ----------------------------------------------------------------------------------------------
 
 def test_upload_bicubic(page, scene_png):
+    open_tab(page, SR_LABEL, SR)
     upload(page, SR, scene_png)
     choose_model(page, SR, BICUBIC)
     run_and_wait(page, SR)
@@ -154,6 +259,7 @@ def test_upload_bicubic(page, scene_png):
 
 def test_upload_srgan_with_real_weights(page, shared, shared_weights):
     # shared_weights points $CVPG_HOME at ../shared/weights; the app runs in this process, so it sees that.
+    open_tab(page, SR_LABEL, SR)
     upload(page, SR, shared / "images/sr/comic_lq.png")
     run_and_wait(page, SR)  # the default model, srgan-x4
     expect_status(page, SR, "srgan-x4")
@@ -165,6 +271,7 @@ def test_bad_upload_shows_error_and_app_keeps_working(page, tmp_path, scene_png)
     # to decode it; friendly_errors turns that into a gr.Error, shown as an error toast.
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
+    open_tab(page, SR_LABEL, SR)
     upload(page, SR, bad)
     choose_model(page, SR, BICUBIC)
     page.locator(f"#{SR}-run").click()
@@ -181,10 +288,73 @@ def test_bad_upload_shows_error_and_app_keeps_working(page, tmp_path, scene_png)
 
 
 def test_live_webcam_stream(page):
+    open_tab(page, SR_LABEL, SR)
     choose_model(page, SR, BICUBIC)
     record = start_live(page, SR)
     expect_live_frames(page, SR)
     screenshot(page, "super-resolution-live.png")
+    stop_live(record)
+
+
+# --- pix2pix and CycleGAN (random generators under the official names: see translation_home) ----------------------
+
+def test_pix2pix_photo_as_canny_edges(page, translation_home, scene_128_png):
+    open_tab(page, "Pix2Pix", PIX2PIX)
+    upload(page, PIX2PIX, scene_128_png)
+    choose_radio(page, f"{PIX2PIX}-prepare", "edges from the photo (Canny), for edges2shoes")
+    run_and_wait(page, PIX2PIX)  # the default model, edges2shoes
+    # The edges are made at the model's 256x256, and the result keeps the size of what the model saw.
+    expect_status(page, PIX2PIX, "pix2pix edges2shoes", "128x96 via 256x256")
+    seen, output = slider_colours(page, PIX2PIX)
+    assert seen == {BLACK, WHITE}, "Canny edges are pure black on white"
+    assert len(output) > 2
+    screenshot(page, "pix2pix-photo.png")
+
+
+def test_pix2pix_sketchpad(page, translation_home):
+    open_tab(page, "Pix2Pix", PIX2PIX)
+    choose_model(page, PIX2PIX, "sat2map")  # drawing switches the model to edges2shoes: that shows the sketch arrived
+    select_tab(page, "Sketch (edges2shoes)")
+    draw_strokes(page, f"{PIX2PIX}-sketch", [(-0.3, -0.25), (0.3, -0.25), (0.3, 0.25)],
+                 [(-0.25, 0.0), (-0.1, 0.2), (0.15, 0.1)])
+    expect(page.locator(f"#{PIX2PIX}-model input[role=combobox]")).to_have_value("edges2shoes")
+    run_and_wait(page, PIX2PIX, "run-sketch")
+    expect_status(page, PIX2PIX, "pix2pix edges2shoes", "256x256 via 256x256")
+    seen, _ = slider_colours(page, PIX2PIX)
+    assert seen == {BLACK, WHITE}, "the sketch reaches the model as black strokes on white"
+    screenshot(page, "pix2pix-sketch.png")
+
+
+def test_pix2pix_label_painter(page, translation_home):
+    open_tab(page, "Pix2Pix", PIX2PIX)
+    select_tab(page, "Label painter (facades)")
+    # The brush starts with the first colour, background: paint with "window" so the stroke shows in the labels.
+    draw_strokes(page, f"{PIX2PIX}-painter", [(-0.2, -0.1), (0.2, -0.1)], colour=WINDOW)
+    expect(page.locator(f"#{PIX2PIX}-model input[role=combobox]")).to_have_value("facades_label2photo")
+    run_and_wait(page, PIX2PIX, "run-painter")
+    expect_status(page, PIX2PIX, "pix2pix facades_label2photo", "256x256 via 256x256")
+    seen, _ = slider_colours(page, PIX2PIX)
+    assert seen == {BACKGROUND, WINDOW}, "unpainted is background, the stroke snaps to the window class"
+    screenshot(page, "pix2pix-labels.png")
+
+
+def test_cyclegan_shows_the_cycle(page, translation_home, scene_128_png):
+    open_tab(page, "CycleGAN", CYCLEGAN)
+    upload(page, CYCLEGAN, scene_128_png)
+    expect(page.locator(f"#{CYCLEGAN}-show-cycle input[type=checkbox]")).to_be_checked()
+    run_and_wait(page, CYCLEGAN)  # the default model, horse2zebra, whose reverse is zebra2horse
+    expect_status(page, CYCLEGAN, "CycleGAN horse2zebra", "128x96", "through zebra2horse", "mean |X - X'| = ")
+    for element in ("reconstructed", "cycle-error"):
+        expect(page.locator(f"#{CYCLEGAN}-{element} {FILLED_IMG}")).to_have_count(1)
+    page.locator(f"#{CYCLEGAN}-cycle-error").scroll_into_view_if_needed()
+    screenshot(page, "cyclegan-cycle.png")
+
+
+def test_cyclegan_live_webcam_stream(page, translation_home):
+    open_tab(page, "CycleGAN", CYCLEGAN)
+    record = start_live(page, CYCLEGAN)
+    expect_live_frames(page, CYCLEGAN, "CycleGAN horse2zebra")
+    screenshot(page, "cyclegan-live.png")
     stop_live(record)
 
 

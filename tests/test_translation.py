@@ -128,8 +128,9 @@ def test_label_painter_snaps_every_pixel_to_a_facade_class_colour():
 
 
 def test_edges_from_photo_marks_the_shapes():
-    edges = tr.edges_from_photo(drawn_scene(192, 256))
-    assert edges.shape == (256, 256, 3) and 0 < (edges[..., 0] == 0).mean() < 0.2
+    edges = tr.edges_from_photo(drawn_scene(300, 400))
+    assert edges.shape == (192, 256, 3) and 0 < (edges[..., 0] == 0).mean() < 0.2  # the photo's aspect, <= 256
+    assert (edges[24:96, 32:86, 0] == 0).any()  # the red square's outline (equal grey to its background) is found
 
 
 def test_pix2pix_noise_is_seeded_and_off_is_deterministic(generator_files):
@@ -144,7 +145,7 @@ def test_pix2pix_noise_is_seeded_and_off_is_deterministic(generator_files):
 def test_pix2pix_and_cyclegan_pipelines(generator_files):
     scene = images.load(drawn_scene(90, 150))
     out = tr.PIX2PIX_TASK.run(scene, "edges2shoes", str(generator_files["pix2pix"]), prepare="edges")
-    assert out.images["input"].shape == (256, 256, 3) and out.images["output"].shape == (256, 256, 3)
+    assert out.images["input"].shape == out.images["output"].shape == (90, 150, 3)  # edges keep the photo's shape
     cycle = tr.CYCLEGAN_TASK.run(scene, "horse2zebra", str(generator_files["cyclegan"]), working_side=100)
     assert cycle.images["output"].shape == (60, 100, 3) and "reconstructed" not in cycle.images  # own file: no pair
     json.dumps(out.record), json.dumps(cycle.record)
