@@ -1,5 +1,5 @@
-"""End-to-end tests in a real browser: headless Chromium drives the Super-resolution, Pix2Pix, CycleGAN and Face
-de-identification tabs.
+"""End-to-end tests in a real browser: headless Chromium drives the Super-resolution, Pix2Pix, CycleGAN, Face
+de-identification, Instance segmentation, Panoptic segmentation, Landmarks and Style transfer tabs.
 
 Chromium's fake camera (a moving green test pattern) stands in for a webcam, so the Live streams run headless too.
 Screenshots land in test-artifacts/ at the repository root, for a person to look at after a run.
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import ROOT, drawn_scene
+from conftest import ROOT, SHARED, drawn_scene
 from models import translation
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -403,3 +403,199 @@ def test_face_deid_video(page, people_mp4, shared_weights):
                            arg=result.element_handle(), timeout=TIMEOUT_MS)
     page.locator(f"#{DEID}-video-status").scroll_into_view_if_needed()
     screenshot(page, "face-deid-video.png")
+
+
+# --- instance, panoptic, landmarks, style: random networks seeded into the app's model cache --------------------------
+# The app runs in this process, so a fresh runtime.MODELS holding random networks under the official keys stands in for
+# the official checkpoints (absent here). Results are noise: these tests check structure, not looks.
+
+INSTANCE, PANOPTIC, LANDMARKS, STYLE = "instance", "panoptic", "landmarks", "style"
+
+
+def set_slider(page, tab: str, label: str, value: float) -> None:
+    """Type `value` into the number box of the slider labelled `label` in the tab `tab` (several tabs have sliders of
+    the same label); it applies on Enter / leaving the box."""
+    box = page.locator(f"#tab-{tab}").get_by_label(f"number input for {label}", exact=True)
+    if not box.is_visible():
+        box.scroll_into_view_if_needed()
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+    expect(box).to_have_value(str(value))
+
+
+def expect_table_has_rows(page, element_id: str) -> None:
+    """A gr.Dataframe shows at least one data row (its <tbody> also holds hidden measuring rows: go by ARIA roles)."""
+    table = page.locator(f"#{element_id}")
+    expect(table).to_be_visible()
+    expect(table.get_by_role("row").filter(has=page.get_by_role("gridcell")).first).to_be_visible()
+
+
+def open_accordion(page, tab: str, label: str) -> None:
+    page.locator(f"#tab-{tab}").get_by_role("button", name=label).click()
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    """A flickr photo from ../shared/images when it is there, else a drawn scene."""
+    if SHARED.is_dir():
+        found = sorted((SHARED / "images").glob("flickr_*.jpg"))
+        if found:
+            return found[0]
+    return save_scene(tmp_path, 240, 320)
+
+
+@pytest.fixture
+def people_photo(tmp_path) -> Path:
+    path = SHARED / "images/people_demo.jpg"
+    return path if path.is_file() else save_scene(tmp_path, 240, 320)
+
+
+@pytest.fixture(scope="module")
+def random_maskrcnn_v2():
+    from models import instance_segmentation as iseg
+
+    torch.manual_seed(0)
+    net = iseg._ready(iseg.build("maskrcnn-r50-fpn-v2"), torch.device("cpu"))
+    net.roi_heads.detections_per_img = 5  # the mask head is the slow part on a CPU
+    return net
+
+
+def _tiny_mask2former_config():
+    """As tests/test_segmentation.py's _tiny_config: a few-layer Swin + Mask2Former with COCO panoptic labels."""
+    from transformers import Mask2FormerConfig, SwinConfig
+
+    from models import panoptic
+
+    backbone = SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                          out_features=["stage1", "stage2", "stage3", "stage4"])
+    return Mask2FormerConfig(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
+                             encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
+                             dim_feedforward=64, num_queries=12, id2label=panoptic.COCO_ID2LABEL)
+
+
+@pytest.fixture(scope="module")
+def random_mask2former():
+    from transformers import Mask2FormerForUniversalSegmentation
+
+    from models import panoptic
+
+    torch.manual_seed(0)
+    return panoptic.wrap(Mask2FormerForUniversalSegmentation(_tiny_mask2former_config()))
+
+
+@pytest.fixture(scope="module")
+def random_pose_net():
+    from models import landmarks as lm
+
+    torch.manual_seed(0)
+    net = lm.build_pose().eval()
+    net.transform.min_size, net.transform.max_size = (96,), 128
+    net.roi_heads.detections_per_img = 3
+    return net
+
+
+@pytest.fixture
+def model_cache(monkeypatch):
+    """An empty model cache for this test, so networks seeded into it never leak into other tests."""
+    from models import runtime
+
+    cache = runtime.ModelCache()
+    monkeypatch.setattr(runtime, "MODELS", cache)
+    return cache
+
+
+@pytest.fixture
+def seeded_segmentation(model_cache, random_maskrcnn_v2, random_mask2former):
+    from models import instance_segmentation as iseg, panoptic, runtime
+
+    device = runtime.device()
+    model_cache.get(iseg.cache_key("maskrcnn-r50-fpn-v2", device), lambda: random_maskrcnn_v2.to(device))
+    model_cache.get(("mask2former", panoptic.DEFAULT_MODEL, None, str(device)), lambda: random_mask2former)
+    return model_cache
+
+
+@pytest.fixture
+def seeded_pose(model_cache, random_pose_net):
+    from models import landmarks as lm, runtime
+
+    device = runtime.device()
+    model_cache.get(lm.cache_key(lm.POSE_MODEL, device), lambda: random_pose_net.to(device))
+    return model_cache
+
+
+@pytest.fixture
+def random_style_models(monkeypatch):
+    """st.load returns random networks: a TransformerNet for the fast styles, a random VGG-19 for Gatys."""
+    from models import style_transfer as st
+    from models.style_archs import TransformerNet, adain_decoder, adain_encoder
+
+    torch.manual_seed(0)
+    fast = TransformerNet().eval().requires_grad_(False)
+    chosen = {"gatys": st.gatys_vgg().eval().requires_grad_(False),
+              "adain": st.AdaIN(adain_encoder(full=False), adain_decoder()).eval().requires_grad_(False)}
+    monkeypatch.setattr(st, "load", lambda model, device=None, checkpoint_file=None, progress=None:
+                        chosen.get(model, fast))
+
+
+def test_instance_segmentation_upload(page, seeded_segmentation, photo):
+    open_tab(page, "Instance segmentation", INSTANCE)
+    upload(page, INSTANCE, photo)
+    set_slider(page, INSTANCE, "Score threshold", 0)  # random weights score about 1/91 per class
+    open_accordion(page, INSTANCE, "Speed and the proposals view")
+    set_slider(page, INSTANCE, "Working size (longest side the network sees)", 320)
+    set_slider(page, INSTANCE, "Proposals the box head examines", 50)
+    run_and_wait(page, INSTANCE)  # the default model, maskrcnn-r50-fpn-v2
+    expect_status(page, INSTANCE, "maskrcnn-r50-fpn-v2", "network at")
+    expect_table_has_rows(page, f"{INSTANCE}-table")
+    screenshot(page, "instance.png")
+
+
+def test_panoptic_segmentation_upload(page, seeded_segmentation, photo):
+    open_tab(page, "Panoptic segmentation", PANOPTIC)
+    upload(page, PANOPTIC, photo)
+    set_slider(page, PANOPTIC, "Label-mask threshold", 0)  # the tiny random Mask2Former is never sure of anything
+    set_slider(page, PANOPTIC, "Overlap threshold", 0)
+    set_slider(page, PANOPTIC, "Mask threshold", 0)  # random mask logits: at 0.5 hardly a pixel is in any mask
+    run_and_wait(page, PANOPTIC)
+    expect_status(page, PANOPTIC, "things")
+    for element in ("stuff", "things"):
+        expect(page.locator(f"#{PANOPTIC}-{element} {FILLED_IMG}")).to_have_count(1)
+    expect_table_has_rows(page, f"{PANOPTIC}-legend")
+    screenshot(page, "panoptic.png")
+
+
+def test_landmarks_pose(page, seeded_pose, people_photo):
+    open_tab(page, "Landmarks", LANDMARKS)
+    upload(page, LANDMARKS, people_photo)
+    choose_radio(page, f"{LANDMARKS}-model", "Human pose: Keypoint R-CNN (17 COCO keypoints)")
+    open_accordion(page, LANDMARKS, "Thresholds and checkpoints")
+    set_slider(page, LANDMARKS, "Person score threshold", 0.05)  # random scores
+    page.locator(f"#{LANDMARKS}-run").click()
+    for element in ("drawing", "heatmap", "target"):
+        expect(page.locator(f"#{LANDMARKS}-{element} {FILLED_IMG}")).to_have_count(1)
+    expect_status(page, LANDMARKS, "keypointrcnn")
+    screenshot(page, "landmarks.png")
+
+
+def test_style_fast_then_gatys_stopped(page, random_style_models, scene_128_png):
+    open_tab(page, "Style transfer", STYLE)
+    upload(page, STYLE, scene_128_png)
+    choose_model(page, STYLE, "Fast style: mosaic")
+    run_and_wait(page, STYLE)
+    expect_status(page, STYLE, "mosaic")
+    screenshot(page, "style-mosaic.png")
+
+    choose_model(page, STYLE, "Gatys: optimise the pixels against VGG-19 (slow, streams)")
+    open_accordion(page, STYLE, "Gatys settings")
+    set_slider(page, STYLE, "Steps", 500)
+    set_slider(page, STYLE, "Working size (0 = the method's default)", 96)
+    page.locator(f"#{STYLE}-run").click()
+    status = page.locator(f"#{STYLE}-status")
+    expect(status).to_contain_text(re.compile(r"step ([5-9]|\d{2,}) of 500"), timeout=VIDEO_TIMEOUT_MS)
+    page.locator(f"#{STYLE}-stop").click()
+    expect_text(status, "Stopped", "best image", timeout=VIDEO_TIMEOUT_MS)
+    expect(page.locator(f"#{STYLE}-slider {FILLED_IMG}")).to_have_count(2)
+    expect(page.locator(f"#{STYLE}-losses")).to_be_visible()
+    page.locator(f"#{STYLE}-losses").scroll_into_view_if_needed()
+    screenshot(page, "style-gatys.png")
