@@ -242,12 +242,36 @@ def segmentation_case(model_name: str) -> Case:
                 lambda: iseg.run(loaded, model_name, score_threshold=0.05))
 
 
+def keypoint_detection_case(model_name: str) -> Case:
+    """CenterNet / CornerNet on a 640x480 photo at the tab's working size 512."""
+    import torch
+
+    from models import images, keypoint_detection as kd, runtime
+
+    family = kd.centernet if model_name.startswith("centernet") else kd.cornernet
+    device = runtime.device()
+    net, source = _load_or_random(lambda: family.load(model_name, device), lambda: family.build(model_name),
+                                  family.cache_key(model_name, device))
+    photo = _photo(640, 480)
+    tensor = kd.preprocess(photo, family.PAD, 512, device, next(net.parameters()).dtype)[0]
+
+    def forward():
+        with torch.inference_mode():
+            return net(tensor)
+
+    loaded = images.load(photo)
+    return Case(net, source, (640, 480), forward, lambda: family.predict(net, photo, 0.3, None, 512),
+                lambda: kd.TASK.run(loaded, model=model_name))
+
+
 CASES = {
     "segmentation": (segmentation_case, lambda: ["maskrcnn-r50-fpn-v2", "maskrcnn-r50-fpn",
                                                  "mask2former-swin-tiny-coco-panoptic"]),
     "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
     "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
     "landmarks": (landmarks_case, lambda: ["keypointrcnn-resnet50-fpn", "2dfan4"]),
+    "keypoint-detectors": (keypoint_detection_case,
+                           lambda: ["centernet-r18", "centernet-r18-dcn", "cornernet-hg104"]),
     "style": (style_case, lambda: ["mosaic", "adain", "gatys"]),
     "translation": (translation_case, lambda: ["pix2pix/edges2shoes@256", "pix2pix/edges2shoes@512",
                                                "cyclegan/horse2zebra@256", "cyclegan/horse2zebra@512"]),
@@ -316,7 +340,7 @@ def table(rows: list[dict], repeats: int) -> str:
               "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
               "live frame; landmarks: Keypoint R-CNN's whole detector on 640x480, FAN per face crop (predict = crop, "
               "forward, decode); segmentation: Mask R-CNN forward at the model's own resize (800/1333) vs predict/run at the "
-              "tab's working size 800, Mask2Former at its 384x384; style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
+              "tab's working size 800, Mask2Former at its 384x384; keypoint detectors: 640x480 at working size 512; style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
               "with the style's Gram targets) at 256 px; translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
               "Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
               "torch, the model); 'added' is what loading and running the model added. A detector with random weights "

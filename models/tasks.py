@@ -103,6 +103,7 @@ _TASK_MODULES = {
     "pix2pix": "models.translation:PIX2PIX_TASK",
     "cyclegan": "models.translation:CYCLEGAN_TASK",
     "landmarks": "models.landmarks",
+    "keypoint-detectors": "models.keypoint_detection",
     "style": "models.style_transfer",
     "face-deid": "models.face_deid",
 }
