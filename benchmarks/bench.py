@@ -209,6 +209,19 @@ def segmentation_case(model_name: str) -> Case:
     device = runtime.device()
     photo = _photo(800, 600)
     loaded = images.load(photo)
+    if model_name.startswith("yolact"):
+        from models import yolact
+
+        net, source = _load_or_random(lambda: yolact.load(model_name, device), lambda: yolact.build(model_name),
+                                      yolact.cache_key(model_name, device))
+        tensor = yolact.preprocess(photo, 550, device, next(net.parameters()).dtype)
+
+        def forward():
+            with torch.inference_mode():
+                return net(tensor)
+
+        return Case(net, source, (800, 600), forward, lambda: yolact.predict(net, photo, 0.05),
+                    lambda: yolact.run(loaded, model_name, score_threshold=0.05))
     if model_name in panoptic.MODELS:
         def random_mask2former():
             from transformers import Mask2FormerForUniversalSegmentation
@@ -265,8 +278,8 @@ def keypoint_detection_case(model_name: str) -> Case:
 
 
 CASES = {
-    "segmentation": (segmentation_case, lambda: ["maskrcnn-r50-fpn-v2", "maskrcnn-r50-fpn",
-                                                 "mask2former-swin-tiny-coco-panoptic"]),
+    "segmentation": (segmentation_case, lambda: ["maskrcnn-r50-fpn-v2", "maskrcnn-r50-fpn", "yolact-r101",
+                                                 "yolact-r50", "mask2former-swin-tiny-coco-panoptic"]),
     "super-resolution": (super_resolution_case, lambda: list(__import__("models.super_resolution").super_resolution.MODELS)),
     "face-deid": (face_deid_case, lambda: list(__import__("models.face_deid").face_deid.DETECTORS)),
     "landmarks": (landmarks_case, lambda: ["keypointrcnn-resnet50-fpn", "2dfan4"]),
@@ -340,7 +353,7 @@ def table(rows: list[dict], repeats: int) -> str:
               "pipeline as the UI calls it (super-resolution adds the bicubic baseline; face-deid adds the blur, as a "
               "live frame; landmarks: Keypoint R-CNN's whole detector on 640x480, FAN per face crop (predict = crop, "
               "forward, decode); segmentation: Mask R-CNN forward at the model's own resize (800/1333) vs predict/run at the "
-              "tab's working size 800, Mask2Former at its 384x384; keypoint detectors: 640x480 at working size 512; style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
+              "tab's working size 800, YOLACT at its 550x550, Mask2Former at its 384x384; keypoint detectors: 640x480 at working size 512; style: fast style and AdaIN at 512 px, Gatys predict = one optimisation step (Adam, "
               "with the style's Gram targets) at 256 px; translation: pix2pix resizes to 256x256 and back, CycleGAN pads to a multiple of 4). "
               "Super-resolution inputs are x4 (x2) upscaled. Peak RSS is the whole process (Python, "
               "torch, the model); 'added' is what loading and running the model added. A detector with random weights "

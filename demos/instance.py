@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import instance_segmentation as iseg
+from models import instance_segmentation as iseg, yolact
 from models.tasks import get_task
 
 from . import _ui
@@ -28,8 +28,9 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown([(spec.label, name) for name, spec in iseg.MODELS.items()], value=task.default_model,
-                                label="Model", elem_id=f"{ID}-model")
+            model = gr.Dropdown([(spec.label, name) for name, spec in iseg.MODELS.items()]
+                                + [(spec.label, name) for name, spec in yolact.MODELS.items()],
+                                value=task.default_model, label="Model", elem_id=f"{ID}-model")
             classes = gr.Dropdown(list(iseg.CLASS_GROUPS) + list(iseg.CLASS_NAMES), multiselect=True, value=[],
                                   label="Only these classes (empty: all)", elem_id=f"{ID}-classes")
             score = gr.Slider(0, 1, value=option("score_threshold").default, step=0.01, label="Score threshold",
@@ -55,19 +56,35 @@ def build() -> None:
                                     elem_id=f"{ID}-slider", max_height=560)
             status = gr.Markdown(elem_id=f"{ID}-status")
             table = gr.Dataframe(headers=list(_ROW_KEYS), label="Instances", interactive=False, elem_id=f"{ID}-table")
-            with gr.Accordion("How it works: the RPN's proposals before the box head", open=False):
+            with gr.Accordion("How it works: the RPN's proposals (Mask R-CNN) or the prior boxes (YOLACT)",
+                              open=False):
                 proposals_view = gr.Image(type="numpy", format="jpeg", elem_id=f"{ID}-proposals", show_label=False)
+            with gr.Accordion("YOLACT: masks as linear combinations of prototypes", open=True,
+                              visible=False) as prototype_section:
+                gr.Markdown("YOLACT (Bolya et al., ICCV 2019) makes 32 **prototype** masks for the whole image once; "
+                            "each detection predicts 32 **coefficients**. Its mask is sigmoid(prototypes x "
+                            "coefficients), cropped to its box.")
+                detection = gr.Slider(1, 100, value=1, step=1, label="Detection to assemble (row of the table)",
+                                      elem_id=f"{ID}-detection")
+                prototypes = gr.Image(label="The 32 prototypes of this image", type="numpy", format="png",
+                                      elem_id=f"{ID}-prototypes")
+                coefficients = gr.Image(label="Its coefficients", type="numpy", format="png",
+                                        elem_id=f"{ID}-coefficients")
+                assembly = gr.Image(label="Assembled step by step: weighted prototypes, sum, sigmoid, crop",
+                                    type="numpy", format="png", elem_id=f"{ID}-assembly")
             label_file = gr.File(label="Masks as a label image (PNG: 0 = background, n = row n)",
                                  elem_id=f"{ID}-labels")
             live_view = _ui.live_view(ID)
 
-    settings = [model, classes, score, mask_threshold, opacity, boxes, labels, working, proposals, rpn_top_n]
+    settings = [model, classes, score, mask_threshold, opacity, boxes, labels, working, proposals, rpn_top_n,
+                detection]
 
-    def options_from(chosen, score_min, mask_min, alpha, show_boxes, show_labels, side, shown, top_n) -> dict:
+    def options_from(chosen, score_min, mask_min, alpha, show_boxes, show_labels, side, shown, top_n,
+                     which) -> dict:
         values = dict(classes=",".join(chosen or []), score_threshold=float(score_min),
                       mask_threshold=float(mask_min), opacity=float(alpha), show_boxes=bool(show_boxes),
                       show_labels=bool(show_labels), working_size=int(side), proposals=int(shown),
-                      rpn_top_n=int(top_n))
+                      rpn_top_n=int(top_n), detection=int(which))
         return {name: option(name).check(value) for name, value in values.items()}
 
     @_ui.friendly_errors
@@ -76,10 +93,15 @@ def build() -> None:
         out = task.run(loaded, model=task.check_model(model_name), progress=_ui.progress_callback(progress),
                        **options_from(*values))
         rows = [[row[key] for key in _ROW_KEYS] for row in out.record["instances"]]
+        has_prototypes = "prototypes" in out.images
         return ((loaded.rgb, out.images["overlay"]), _ui.result_line(out.summary, out.record["notes"]), rows,
-                out.images["proposals"], _ui.save_png(out.images["labels"], "instances"))
+                out.images["proposals"], _ui.save_png(out.images["labels"], "instances"),
+                gr.update(visible=has_prototypes), out.images.get("prototypes"), out.images.get("coefficients"),
+                out.images.get("assembly"))
 
-    run.click(segment, [panel.image, *settings], [slider, status, table, proposals_view, label_file],
+    run.click(segment, [panel.image, *settings],
+              [slider, status, table, proposals_view, label_file, prototype_section, prototypes, coefficients,
+               assembly],
               api_name="instance", concurrency_id=_ui.MODEL_CONCURRENCY_ID,
               concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
 

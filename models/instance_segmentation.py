@@ -348,9 +348,16 @@ def _boxes(rgb: np.ndarray, boxes: np.ndarray, colors: list, labels: list[str] |
 # --- the tab's pipeline --------------------------------------------------------------------------------------------
 
 
+YOLACT_MODELS = ("yolact-r101", "yolact-r50")
+
+
 def run(loaded: LoadedImage, model: str = DEFAULT_MODEL, checkpoint: str | None = None, progress=None,
         **options) -> TaskOutput:
     options = {**TASK.parse_options([]), **options}
+    if model in YOLACT_MODELS:  # one-stage masks from prototypes: its own pipeline, the same outputs plus its views
+        from . import yolact
+
+        return yolact.run(loaded, model, checkpoint, progress, **options)
     allowed = expand_classes(options["classes"])
     device = runtime.device()
     with runtime.stopwatch(device) as load_time:
@@ -383,7 +390,7 @@ def run(loaded: LoadedImage, model: str = DEFAULT_MODEL, checkpoint: str | None 
 TASK = Task(
     id=TASK_ID,
     title="Instance segmentation",
-    models=tuple(MODELS),
+    models=tuple(MODELS) + YOLACT_MODELS,
     default_model=DEFAULT_MODEL,
     options=(
         Option("score_threshold", 0.5, "instances scoring at or below this are dropped", minimum=0.0, maximum=1.0),
@@ -399,8 +406,13 @@ TASK = Task(
                minimum=0, maximum=1000),
         Option("rpn_top_n", DEFAULT_RPN_TOP_N, "proposals the box head examines (fewer is faster on a CPU; "
                "torchvision uses 1000)", minimum=50, maximum=2000),
+        Option("detection", 1, "YOLACT: which detection (row of the table) the prototype view assembles",
+               minimum=1, maximum=100),
     ),
     max_side=1333,
     run=run,
-    preload=lambda model: load(model),
+    preload=lambda model: _yolact.load(model) if model in YOLACT_MODELS else load(model),
 )
+
+# Last: yolact imports Instances and the drawing helpers from this module; importing it registers its checkpoints.
+from . import yolact as _yolact  # noqa: E402

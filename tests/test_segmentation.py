@@ -410,9 +410,10 @@ def test_both_tabs_answer_through_their_endpoints(served_app, seeded_models, tmp
 
     Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
     client = Client(served_app, verbose=False)
-    (before, after), status, table, proposals, labels = client.predict(
+    (before, after), status, table, proposals, labels, prototypes, _, _ = client.predict(
         handle_file(str(tmp_path / "scene.png")), "maskrcnn-r50-fpn-v2", [], 0.0, 0.5, 0.5, True, True, 320, 20, 100,
-        api_name="/instance")
+        1, api_name="/instance")
+    assert prototypes is None  # YOLACT's view only
     assert Image.open(after).size == (128, 96) and "maskrcnn-r50-fpn-v2" in status
     label_image = np.asarray(Image.open(labels))
     assert label_image.shape == (96, 128)  # ids are table rows (overlapping instances may hide a few)
