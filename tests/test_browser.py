@@ -599,3 +599,50 @@ def test_style_fast_then_gatys_stopped(page, random_style_models, scene_128_png)
     expect(page.locator(f"#{STYLE}-losses")).to_be_visible()
     page.locator(f"#{STYLE}-losses").scroll_into_view_if_needed()
     screenshot(page, "style-gatys.png")
+
+
+# --- CornerNet / CenterNet and YOLACT's prototype view: random networks seeded into the app's model cache -------------
+
+KEYPOINT = "keypoint-detectors"
+
+
+def test_keypoint_detectors_centernet(page, model_cache, scene_128_png):
+    from models import centernet, runtime
+
+    device = runtime.device()
+    torch.manual_seed(0)
+    net = centernet.build("centernet-r18").eval().requires_grad_(False).to(device)
+    model_cache.get(centernet.cache_key("centernet-r18", device), lambda: net)
+    open_tab(page, "CornerNet / CenterNet", KEYPOINT)
+    upload(page, KEYPOINT, scene_128_png)
+    expect(page.locator(f"#{KEYPOINT}-model").get_by_role("radio", name="CenterNet ResNet-18 (AP 25.9, fast)",
+                                                          exact=True)).to_be_checked()  # the default model
+    set_slider(page, KEYPOINT, "Score threshold", 0)  # random heatmaps: every peak is far below 0.3
+    run_and_wait(page, KEYPOINT)
+    expect_status(page, KEYPOINT, "centernet-r18")
+    # The gallery: the centre heatmap and the centres view.
+    expect(page.locator(f"#{KEYPOINT}-views {FILLED_IMG}")).to_have_count(2, timeout=TIMEOUT_MS)
+    screenshot(page, "keypoint-detectors.png")
+
+
+def test_instance_yolact_prototypes(page, model_cache, photo):
+    from test_yolact import confident_random_net
+
+    from models import runtime, yolact
+
+    device = runtime.device()
+    model_cache.get(yolact.cache_key("yolact-r50", device), lambda: yolact.ready(confident_random_net(), device))
+    open_tab(page, "Instance segmentation", INSTANCE)
+    upload(page, INSTANCE, photo)
+    choose_model(page, INSTANCE, yolact.MODELS["yolact-r50"].label)
+    set_slider(page, INSTANCE, "Score threshold", 0.05)
+    run_and_wait(page, INSTANCE)
+    expect_status(page, INSTANCE, "yolact-r50")
+    section = page.locator(f"#tab-{INSTANCE}").get_by_role(
+        "button", name="YOLACT: masks as linear combinations of prototypes")
+    expect(section).to_be_visible()  # hidden for Mask R-CNN, shown (open) for YOLACT
+    for element in ("prototypes", "coefficients", "assembly"):
+        expect(page.locator(f"#{INSTANCE}-{element} {FILLED_IMG}")).to_have_count(1)
+    expect_table_has_rows(page, f"{INSTANCE}-table")
+    page.locator(f"#{INSTANCE}-assembly").scroll_into_view_if_needed()
+    screenshot(page, "instance-yolact.png")
