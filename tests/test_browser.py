@@ -461,27 +461,16 @@ def random_maskrcnn_v2():
     return net
 
 
-def _tiny_mask2former_config():
-    """As tests/test_segmentation.py's _tiny_config: a few-layer Swin + Mask2Former with COCO panoptic labels."""
-    from transformers import Mask2FormerConfig, SwinConfig
-
-    from models import panoptic
-
-    backbone = SwinConfig(embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
-                          out_features=["stage1", "stage2", "stage3", "stage4"])
-    return Mask2FormerConfig(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
-                             encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
-                             dim_feedforward=64, num_queries=12, id2label=panoptic.COCO_ID2LABEL)
-
-
 @pytest.fixture(scope="module")
 def random_mask2former():
     from transformers import Mask2FormerForUniversalSegmentation
 
     from models import panoptic
 
+    from test_segmentation import _tiny_config  # the same tiny Mask2Former the pipeline tests use
+
     torch.manual_seed(0)
-    return panoptic.wrap(Mask2FormerForUniversalSegmentation(_tiny_mask2former_config()))
+    return panoptic.wrap(Mask2FormerForUniversalSegmentation(_tiny_config()))
 
 
 @pytest.fixture(scope="module")
