@@ -71,7 +71,7 @@ def build() -> None:
                       shape=shape_name, feather=float(feather_by), score_threshold=float(score_min),
                       nms_iou=float(nms_iou), working_side=int(working_side), min_face=int(min_face_px),
                       show_detections=bool(show_detections))
-        return {name: option(name).check(value) for name, value in values.items()}
+        return task.check_options(**values)
 
     @_ui.friendly_errors
     def hide_faces(progress=gr.Progress(), image=None, model_name=None, *values):

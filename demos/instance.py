@@ -85,7 +85,7 @@ def build() -> None:
                       mask_threshold=float(mask_min), opacity=float(alpha), show_boxes=bool(show_boxes),
                       show_labels=bool(show_labels), working_size=int(side), proposals=int(shown),
                       rpn_top_n=int(top_n), detection=int(which))
-        return {name: option(name).check(value) for name, value in values.items()}
+        return task.check_options(**values)
 
     @_ui.friendly_errors
     def segment(progress=gr.Progress(), image=None, model_name=None, *values):

@@ -59,7 +59,7 @@ def build() -> None:
     def options_from(score_min, chosen, heat_class, side) -> dict:
         values = dict(score_threshold=float(score_min), classes=",".join(chosen or []), heatmap_class=heat_class,
                       working_size=int(side))
-        return {name: option(name).check(value) for name, value in values.items()}
+        return task.check_options(**values)
 
     @_ui.friendly_errors
     def detect(progress=gr.Progress(), image=None, model_name=None, *values):

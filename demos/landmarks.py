@@ -72,7 +72,7 @@ def build() -> None:
         values = dict(keypoint=int(keypoint_index), instance=int(instance_index or 0), sigma=float(sigma_px),
                       refine=bool(refine_on), person_threshold=float(person_min), keypoint_threshold=float(keypoint_min),
                       face_threshold=float(face_min), max_faces=int(faces))
-        return {name: option(name).check(value) for name, value in values.items()}
+        return task.check_options(**values)
 
     @_ui.friendly_errors
     def find(progress=gr.Progress(), image=None, model_name=None, *values):

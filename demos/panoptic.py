@@ -60,7 +60,7 @@ def build() -> None:
     def options_from(label_min, overlap_min, mask_min, alpha, show_labels, side) -> dict:
         values = dict(threshold=float(label_min), overlap_threshold=float(overlap_min), mask_threshold=float(mask_min),
                       opacity=float(alpha), show_labels=bool(show_labels), working_size=int(side))
-        return {name: option(name).check(value) for name, value in values.items()}
+        return task.check_options(**values)
 
     @_ui.friendly_errors
     def segment(progress=gr.Progress(), image=None, model_name=None, *values):

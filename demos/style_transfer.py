@@ -90,7 +90,7 @@ def build() -> None:
         values = dict(alpha=float(alpha_value), preserve_color=bool(keep_colours), steps=int(step_count),
                       content_weight=float(content_w), style_weight=float(style_w), optimizer=optimiser, init=start,
                       max_side=int(working_side), gram_layer=layer)
-        values = {name: option(name).check(value) for name, value in values.items()}
+        values = task.check_options(**values)
         return {**values, "style": _ui.load_input(style_file, 1024) if style_file else ""}
 
     @_ui.friendly_errors

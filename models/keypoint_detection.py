@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import draw, draw_masks, runtime, weights
+from . import coco, draw, draw_masks, runtime, weights
 from .images import LoadedImage
 from .tasks import Option, Task, TaskOutput
 
@@ -31,16 +31,7 @@ TASK_ID = "keypoint-detectors"
 MMDET_DOWNLOADS = "https://download.openmmlab.com/mmdetection/v2.0"
 MMDET_LICENSE = "Apache-2.0 (mmdetection code and model zoo; the weights' licence is not stated separately)"
 # The 80 COCO classes in mmdetection's CocoDataset order: the checkpoints' label ids 0..79.
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
-    "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard",
-    "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
-    "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet",
-    "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)
+COCO_CLASSES = coco.THINGS
 # mmdetection's DetDataPreprocessor for both configs: bgr_to_rgb=True, then these RGB statistics on 0-255 pixels.
 MEAN_RGB = (123.675, 116.28, 103.53)
 STD_RGB = (58.395, 57.12, 57.375)

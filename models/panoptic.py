@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import draw_masks, runtime, weights
+from . import coco, draw_masks, runtime, weights
 from .images import LoadedImage
 from .tasks import Option, Task, TaskOutput
 
@@ -70,15 +70,7 @@ DEFAULT_MODEL = "mask2former-swin-tiny-coco-panoptic"
 
 # COCO panoptic's 133 classes in the contiguous order Mask2Former's checkpoints use (config.id2label 0..132): the 80
 # things first, then the 53 stuff classes (panopticapi's categories sorted by id; "isthing" 1 for the first 80).
-COCO_PANOPTIC_LABELS = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
-    "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard",
-    "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
-    "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet",
-    "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+COCO_PANOPTIC_LABELS = coco.THINGS + (
     "banner", "blanket", "bridge", "cardboard", "counter", "curtain", "door-stuff", "floor-wood", "flower", "fruit",
     "gravel", "house", "light", "mirror-stuff", "net", "pillow", "platform", "playingfield", "railroad", "river",
     "road", "roof", "sand", "sea", "shelf", "snow", "stairs", "tent", "towel", "wall-brick", "wall-stone",

@@ -79,6 +79,10 @@ class Task:
                 return option
         raise OptionError(f"unknown option {name!r} for {self.id}; valid: {', '.join(o.name for o in self.options)}")
 
+    def check_options(self, **values: Any) -> dict[str, Any]:
+        """The UI's widget values, each checked against its Option (unknown names and bad values raise OptionError)."""
+        return {name: self.option(name).check(value) for name, value in values.items()}
+
     def parse_options(self, pairs: list[str]) -> dict[str, Any]:
         values = {option.name: option.default for option in self.options}
         for pair in pairs:
