@@ -30,20 +30,20 @@ CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
         weights.Checkpoint(
-            "centernet-r18", kd.TASK_ID,
-            f"{kd.MMDET_DOWNLOADS}/centernet/centernet_resnet18_140e_coco/"
+            name="centernet-r18", task=kd.TASK_ID,
+            url=f"{kd.MMDET_DOWNLOADS}/centernet/centernet_resnet18_140e_coco/"
             "centernet_resnet18_140e_coco_20210705_093630-bb5b3bf7.pth",
-            "centernet_resnet18_140e_coco_20210705_093630-bb5b3bf7.pth", None, None, kd.MMDET_LICENSE, _SOURCE,
-            "mmdetection v2 checkpoint {'meta', 'state_dict'}; 168 tensors (~14.2M parameters, about 57 MB, "
+            filename="centernet_resnet18_140e_coco_20210705_093630-bb5b3bf7.pth", sha256=None, bytes=None, license=kd.MMDET_LICENSE, source=_SOURCE,
+            notes="mmdetection v2 checkpoint {'meta', 'state_dict'}; 168 tensors (~14.2M parameters, about 57 MB, "
             "unconfirmed). No full SHA-256 is published: the first download's hash is recorded, and its first "
             "8 hex digits must be bb5b3bf7 (the openmmlab file-name convention). Box AP 25.9 on COCO val2017",
         ),
         weights.Checkpoint(
-            "centernet-r18-dcn", kd.TASK_ID,
-            f"{kd.MMDET_DOWNLOADS}/centernet/centernet_resnet18_dcnv2_140e_coco/"
+            name="centernet-r18-dcn", task=kd.TASK_ID,
+            url=f"{kd.MMDET_DOWNLOADS}/centernet/centernet_resnet18_dcnv2_140e_coco/"
             "centernet_resnet18_dcnv2_140e_coco_20210702_155131-c8cd631f.pth",
-            "centernet_resnet18_dcnv2_140e_coco_20210702_155131-c8cd631f.pth", None, None, kd.MMDET_LICENSE, _SOURCE,
-            "as centernet-r18 with DCNv2 neck convs (conv.weight + conv.conv_offset.*); 174 tensors (~14.4M "
+            filename="centernet_resnet18_dcnv2_140e_coco_20210702_155131-c8cd631f.pth", sha256=None, bytes=None, license=kd.MMDET_LICENSE, source=_SOURCE,
+            notes="as centernet-r18 with DCNv2 neck convs (conv.weight + conv.conv_offset.*); 174 tensors (~14.4M "
             "parameters). SHA-256 prefix c8cd631f. Box AP 29.5 on COCO val2017",
         ),
     )

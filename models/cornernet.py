@@ -30,12 +30,12 @@ _SOURCE = "https://github.com/open-mmlab/mmdetection/tree/main/configs/cornernet
 DEFAULT_MODEL = "cornernet-hg104"
 CHECKPOINTS = {
     DEFAULT_MODEL: weights.Checkpoint(
-        DEFAULT_MODEL, kd.TASK_ID,
-        f"{kd.MMDET_DOWNLOADS}/cornernet/cornernet_hourglass104_mstest_10x5_210e_coco/"
+        name=DEFAULT_MODEL, task=kd.TASK_ID,
+        url=f"{kd.MMDET_DOWNLOADS}/cornernet/cornernet_hourglass104_mstest_10x5_210e_coco/"
         "cornernet_hourglass104_mstest_10x5_210e_coco_20200824_185720-5fefbf1c.pth",
-        "cornernet_hourglass104_mstest_10x5_210e_coco_20200824_185720-5fefbf1c.pth", None, None, kd.MMDET_LICENSE,
-        _SOURCE,
-        "mmdetection v2 checkpoint {'meta', 'state_dict'}; 1128 tensors (~201M parameters, about 800 MB, "
+        filename="cornernet_hourglass104_mstest_10x5_210e_coco_20200824_185720-5fefbf1c.pth", sha256=None, bytes=None, license=kd.MMDET_LICENSE,
+        source=_SOURCE,
+        notes="mmdetection v2 checkpoint {'meta', 'state_dict'}; 1128 tensors (~201M parameters, about 800 MB, "
         "unconfirmed). No full SHA-256 is published: the first download's hash is recorded, and its first 8 hex "
         "digits must be 5fefbf1c (the openmmlab file-name convention). Box AP 41.2 on COCO val2017 with flip "
         "test-time augmentation (this app runs one unflipped pass)",

@@ -204,3 +204,10 @@ def _to_uint8(array: np.ndarray, notes: list[str]) -> np.ndarray:
 def save_png(array: np.ndarray, path) -> None:
     """Write an RGB or RGBA uint8 array losslessly."""
     Image.fromarray(array).save(path, format="PNG")
+
+
+def check_rgb(rgb: np.ndarray, who: str = "This model") -> None:
+    """Refuse anything but an H x W x 3 uint8 array, saying what was given (pipelines call this before any work)."""
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        described = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f"{who} needs an RGB uint8 array of shape (H, W, 3); got a {described}")

@@ -33,20 +33,20 @@ CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
         weights.Checkpoint(
-            "maskrcnn-r50-fpn-v2", TASK_ID, f"{_TORCHVISION_MODELS}/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
-            "maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
-            "73cbd0190fcbe3ba339921fbce2c3a0b6bb9126c9a133c85e43a2a8e060a109e", 185_828_065, _TORCHVISION_LICENSE,
-            f"{_DOCS}/torchvision.models.detection.maskrcnn_resnet50_fpn_v2.html",
-            "torchvision MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1 (box AP 47.4, mask AP 41.8); plain state dict for "
+            name="maskrcnn-r50-fpn-v2", task=TASK_ID, url=f"{_TORCHVISION_MODELS}/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+            filename="maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth",
+            sha256="73cbd0190fcbe3ba339921fbce2c3a0b6bb9126c9a133c85e43a2a8e060a109e", bytes=185_828_065, license=_TORCHVISION_LICENSE,
+            source=f"{_DOCS}/torchvision.models.detection.maskrcnn_resnet50_fpn_v2.html",
+            notes="torchvision MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1 (box AP 47.4, mask AP 41.8); plain state dict for "
             "maskrcnn_resnet50_fpn_v2; same file name as torchvision's cache. SHA-256 and size from several "
             "third-party pins, consistent with the hash prefix in the name and torchvision's _file_size 177.219 MB",
         ),
         weights.Checkpoint(
-            "maskrcnn-r50-fpn", TASK_ID, f"{_TORCHVISION_MODELS}/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-            "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-            "bf2d0c1efbc936eeee2bc95a48e80ebc86b891f61b0106485937fc29f9315fc0", 178_090_079, _TORCHVISION_LICENSE,
-            f"{_DOCS}/torchvision.models.detection.maskrcnn_resnet50_fpn.html",
-            "torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1 (box AP 37.9, mask AP 34.6); plain state dict with "
+            name="maskrcnn-r50-fpn", task=TASK_ID, url=f"{_TORCHVISION_MODELS}/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+            filename="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
+            sha256="bf2d0c1efbc936eeee2bc95a48e80ebc86b891f61b0106485937fc29f9315fc0", bytes=178_090_079, license=_TORCHVISION_LICENSE,
+            source=f"{_DOCS}/torchvision.models.detection.maskrcnn_resnet50_fpn.html",
+            notes="torchvision MaskRCNN_ResNet50_FPN_Weights.COCO_V1 (box AP 37.9, mask AP 34.6); plain state dict with "
             "FrozenBatchNorm2d in the backbone (no num_batches_tracked), run with BatchNorm epsilon 0. SHA-256 from "
             "three third-party pins, size from one third-party listing; both consistent with the hash prefix in the "
             "name and torchvision's _file_size 169.84 MB",

@@ -42,24 +42,24 @@ CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
         weights.Checkpoint(
-            POSE_MODEL, TASK_ID, f"{_TORCHVISION}/keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
-            "keypointrcnn_resnet50_fpn_coco-fc266e95.pth",  # torchvision's own name: the torch hub cache is shared
-            "fc266e953d2b302cdcbb9ae66f71f6b0d4649928bf02dc573961e361e4918926", 237_034_793,
-            "BSD-3-Clause (torchvision); COCO-trained weights, see torchvision's pre-trained model license",
-            "https://docs.pytorch.org/vision/stable/models/generated/"
+            name=POSE_MODEL, task=TASK_ID, url=f"{_TORCHVISION}/keypointrcnn_resnet50_fpn_coco-fc266e95.pth",
+            filename="keypointrcnn_resnet50_fpn_coco-fc266e95.pth",  # torchvision's own name: the torch hub cache is shared
+            sha256="fc266e953d2b302cdcbb9ae66f71f6b0d4649928bf02dc573961e361e4918926", bytes=237_034_793,
+            license="BSD-3-Clause (torchvision); COCO-trained weights, see torchvision's pre-trained model license",
+            source="https://docs.pytorch.org/vision/stable/models/generated/"
             "torchvision.models.detection.keypointrcnn_resnet50_fpn.html",
-            "torchvision KeypointRCNN_ResNet50_FPN_Weights.COCO_V1 (box AP 54.6, keypoint AP 65.0): plain state dict, "
+            notes="torchvision KeypointRCNN_ResNet50_FPN_Weights.COCO_V1 (box AP 54.6, keypoint AP 65.0): plain state dict, "
             "num_classes=2, num_keypoints=17. Saved from a FrozenBatchNorm2d backbone (no num_batches_tracked); the "
             "builder sets that backbone's eps to 0 after loading, and so does load(). SHA-256 and size from "
             "third-party pins that agree with the 8-hex prefix in the name; not yet checked against a download here",
         ),
         weights.Checkpoint(
-            FACE_MODEL, TASK_ID, "https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
-            "2DFAN4-11f355bf06.pth.tar", None, None,
-            "BSD-3-Clause (face-alignment code); weights trained on 300W-LP and similar research data sets, whose "
+            name=FACE_MODEL, task=TASK_ID, url="https://www.adrianbulat.com/downloads/python-fan/2DFAN4-11f355bf06.pth.tar",
+            filename="2DFAN4-11f355bf06.pth.tar", sha256=None, bytes=None,
+            license="BSD-3-Clause (face-alignment code); weights trained on 300W-LP and similar research data sets, whose "
             "terms may restrict use (unconfirmed)",
-            _FACE_ALIGNMENT,
-            "face-alignment v1.5's 2D FAN-4 (68 points): a plain state dict of FAN(num_modules=4), 1129 tensors, "
+            source=_FACE_ALIGNMENT,
+            notes="face-alignment v1.5's 2D FAN-4 (68 points): a plain state dict of FAN(num_modules=4), 1129 tensors, "
             "loaded there with torch.load(weights_only=True) and a strict load_state_dict. Not the TorchScript "
             ".zip files of face-alignment 1.3-1.4 (2DFAN4-cd938726ad.zip), which weights_only cannot open. No "
             "published SHA-256 or size (by torch hub's naming, 11f355bf06 would be the start of its SHA-256; "

@@ -33,18 +33,18 @@ CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
         weights.Checkpoint(
-            "retinaface-mnet", TASK_ID,
-            f"{_FACE_DETECTOR_1MB}/raw/2b075657aef954b9426f938ac7fce100b6910fe6/weights/mobilenet0.25_Final.pth",
-            "retinaface_mobilenet0.25_Final.pth",
-            "ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1", 1_789_735, "MIT", _FACE_DETECTOR_1MB,
-            "plain state dict, 300 tensors, no `module.` prefix; MobileNet-0.25 with plain ReLU, WIDER FACE; "
+            name="retinaface-mnet", task=TASK_ID,
+            url=f"{_FACE_DETECTOR_1MB}/raw/2b075657aef954b9426f938ac7fce100b6910fe6/weights/mobilenet0.25_Final.pth",
+            filename="retinaface_mobilenet0.25_Final.pth",
+            sha256="ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1", bytes=1_789_735, license="MIT", source=_FACE_DETECTOR_1MB,
+            notes="plain state dict, 300 tensors, no `module.` prefix; MobileNet-0.25 with plain ReLU, WIDER FACE; "
             "SHA-256 verified on this project's copy",
         ),
         weights.Checkpoint(
-            "retinaface-r50", TASK_ID, f"{_FACEXLIB}/releases/download/v0.1.0/detection_Resnet50_Final.pth",
-            "detection_Resnet50_Final.pth",
-            "6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d", 109_497_761, "MIT", _FACEXLIB,
-            "biubug6/Pytorch_Retinaface's Resnet50_Final.pth as mirrored by facexlib; keys carry a `module.` prefix "
+            name="retinaface-r50", task=TASK_ID, url=f"{_FACEXLIB}/releases/download/v0.1.0/detection_Resnet50_Final.pth",
+            filename="detection_Resnet50_Final.pth",
+            sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d", bytes=109_497_761, license="MIT", source=_FACEXLIB,
+            notes="biubug6/Pytorch_Retinaface's Resnet50_Final.pth as mirrored by facexlib; keys carry a `module.` prefix "
             "(saved from nn.DataParallel). SHA-256 and size from third-party records, not yet checked against a "
             "download here",
         ),

@@ -6,8 +6,10 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 _DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -93,6 +95,39 @@ class ModelCache:
 
 
 MODELS = ModelCache(int(os.environ.get("CVPG_MAX_MODELS", "6")))
+
+
+def prepare(net: torch.nn.Module, dev: torch.device, half: bool = True) -> torch.nn.Module:
+    """Ready a network for inference: eval mode, no gradients, on `dev`; channels-last and fp16 on CUDA.
+
+    `half=False` keeps fp32 for networks that are not stable in half precision.
+    """
+    net.eval().requires_grad_(False).to(dev)
+    if dev.type == "cuda":
+        net.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
+    if half and half_precision(dev):
+        net.half()
+    return net
+
+
+def model_key(family: str, name: str, dev: torch.device, checkpoint_file=None, *extra) -> tuple:
+    """The MODELS key of a network: family, model, weights (a user's file by its content hash), device, extras."""
+    from . import weights  # local: weights imports nothing from here, keep it that way for the layer order
+
+    content = weights.sha256_of(Path(checkpoint_file)) if checkpoint_file is not None else None
+    return (family, name, content, str(dev), *extra)
+
+
+def cached_model(family: str, name: str, dev: torch.device | None, checkpoint_file, loader: Callable[[], object],
+                 *extra) -> object:
+    """The shared instance of a network, loaded once by `loader()` (which prepares it for `dev`)."""
+    dev = dev or device()
+    return MODELS.get(model_key(family, name, dev, checkpoint_file, *extra), loader)
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor as a float32 numpy array on the CPU (fp16 CUDA outputs included)."""
+    return tensor.detach().float().cpu().numpy()
 
 
 @contextmanager

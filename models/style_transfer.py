@@ -70,32 +70,32 @@ CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
         weights.Checkpoint(
-            "fast-neural-style-models", TASK_ID, "https://www.dropbox.com/s/lrvwfehqdcxoza8/saved_models.zip?dl=1",
-            "fast_neural_style_saved_models.zip", None, None, "BSD-3-Clause", _EXAMPLES,
-            "the URL of pytorch/examples download_saved_models.py; a zip holding saved_models/{candy,mosaic,"
+            name="fast-neural-style-models", task=TASK_ID, url="https://www.dropbox.com/s/lrvwfehqdcxoza8/saved_models.zip?dl=1",
+            filename="fast_neural_style_saved_models.zip", sha256=None, bytes=None, license="BSD-3-Clause", source=_EXAMPLES,
+            notes="the URL of pytorch/examples download_saved_models.py; a zip holding saved_models/{candy,mosaic,"
             "rain_princess,udnie}.pth (TransformerNet state dicts with legacy instance-norm running_mean/var keys), "
             "extracted into fast_neural_style/ beside the cache. Size and SHA-256 unpublished: the first download's "
             "hash is recorded and enforced. Mirror (unconfirmed): github.com/pytorch/examples/releases/download/"
             "v1.0.0/fast_neural_style_saved_models.zip",
         ),
         weights.Checkpoint(
-            "vgg19-imagenet", TASK_ID, _VGG19.url, _VGG19_FILE, None, None,
-            "BSD-3-Clause (torchvision; ImageNet-trained)",
-            "https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg19.html",
-            f"torchvision VGG19_Weights.IMAGENET1K_V1 ({_VGG19.meta.get('_file_size', '?')} MB); only features.* "
+            name="vgg19-imagenet", task=TASK_ID, url=_VGG19.url, filename=_VGG19_FILE, sha256=None, bytes=None,
+            license="BSD-3-Clause (torchvision; ImageNet-trained)",
+            source="https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg19.html",
+            notes=f"torchvision VGG19_Weights.IMAGENET1K_V1 ({_VGG19.meta.get('_file_size', '?')} MB); only features.* "
             "is used. "
             "torchvision publishes the first 8 hex digits of the SHA-256 in the file name; they are checked on load",
         ),
         weights.Checkpoint(
-            "adain-vgg-normalised", TASK_ID, f"{_ADAIN}/releases/download/v0.0.0/vgg_normalised.pth",
-            "adain_vgg_normalised.pth", None, None, "MIT", _ADAIN,
-            "release asset vgg_normalised.pth (saved as adain_vgg_normalised.pth): the Caffe VGG-19 to relu5_4 as a "
+            name="adain-vgg-normalised", task=TASK_ID, url=f"{_ADAIN}/releases/download/v0.0.0/vgg_normalised.pth",
+            filename="adain_vgg_normalised.pth", sha256=None, bytes=None, license="MIT", source=_ADAIN,
+            notes="release asset vgg_normalised.pth (saved as adain_vgg_normalised.pth): the Caffe VGG-19 to relu5_4 as a "
             "plain nn.Sequential state dict; only the layers to relu4_1 are used. SHA-256 and size UNCONFIRMED",
         ),
         weights.Checkpoint(
-            "adain-decoder", TASK_ID, f"{_ADAIN}/releases/download/v0.0.0/decoder.pth", "adain_decoder.pth", None,
-            None, "MIT", _ADAIN,
-            "release asset decoder.pth (saved as adain_decoder.pth): plain nn.Sequential state dict. "
+            name="adain-decoder", task=TASK_ID, url=f"{_ADAIN}/releases/download/v0.0.0/decoder.pth", filename="adain_decoder.pth", sha256=None,
+            bytes=None, license="MIT", source=_ADAIN,
+            notes="release asset decoder.pth (saved as adain_decoder.pth): plain nn.Sequential state dict. "
             "SHA-256 and size UNCONFIRMED",
         ),
     )

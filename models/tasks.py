@@ -24,6 +24,8 @@ class Option:
     choices: tuple | None = None
     minimum: float | None = None
     maximum: float | None = None
+    label: str | None = None  # the widget's label in the UI (default: the name, spaced and capitalised)
+    step: float | None = None  # the slider's step (default: 1 for integers, a hundredth of the range for floats)
 
     def parse(self, text: str) -> Any:
         kind = type(self.default)
@@ -98,32 +100,27 @@ class Task:
         return model
 
 
-# Tab id -> "module:attribute" of its Task (attribute TASK when omitted). Modules are imported on first use, so
-# start-up stays fast.
-_TASK_MODULES = {
-    "instance": "models.instance_segmentation",
-    "panoptic": "models.panoptic",
-    "super-resolution": "models.super_resolution",
-    "pix2pix": "models.translation:PIX2PIX_TASK",
-    "cyclegan": "models.translation:CYCLEGAN_TASK",
-    "landmarks": "models.landmarks",
-    "keypoint-detectors": "models.keypoint_detection",
-    "style": "models.style_transfer",
-    "face-deid": "models.face_deid",
-}
+# The tabs, in the order the app shows them: the one list the app, the command line, the API and the benchmarks
+# derive from. Each id's Task is `TASK` in models/tabs/<id with - as _>.py (imported on first use, so start-up stays
+# fast), and its widgets are demos/<same name>.py.
+TABS = ("instance", "panoptic", "landmarks", "keypoint-detectors", "super-resolution", "pix2pix", "cyclegan", "style",
+        "face-deid")
+
+
+def module_name(task_id: str) -> str:
+    return task_id.replace("-", "_")
 
 
 def task_ids() -> list[str]:
-    return list(_TASK_MODULES)
+    return list(TABS)
 
 
 def get_task(task_id: str) -> Task:
-    if task_id not in _TASK_MODULES:
-        raise OptionError(f"unknown task {task_id!r}; valid: {', '.join(_TASK_MODULES)}")
-    module, _, attribute = _TASK_MODULES[task_id].partition(":")
-    return getattr(importlib.import_module(module), attribute or "TASK")
+    if task_id not in TABS:
+        raise OptionError(f"unknown task {task_id!r}; valid: {', '.join(TABS)}")
+    return importlib.import_module(f"models.tabs.{module_name(task_id)}").TASK
 
 
 def load_all() -> list[Task]:
     """Import every family module, which also registers every checkpoint in the weights catalogue."""
-    return [get_task(task_id) for task_id in _TASK_MODULES]
+    return [get_task(task_id) for task_id in TABS]

@@ -55,9 +55,9 @@ CHECKPOINTS = {
     for family, names in (("pix2pix", PIX2PIX_MODELS), ("cyclegan", CYCLEGAN_MODELS))
     for checkpoint in [
         weights.Checkpoint(
-            checkpoint_name(family, name), family, _URLS[family].format(name), f"{family}_{name}.pth", None, None,
-            "BSD (pytorch-CycleGAN-and-pix2pix)", _SOURCE,
-            ("unet_256, batch norm, dropout" if family == "pix2pix" else "resnet_9blocks, instance norm, no dropout")
+            name=checkpoint_name(family, name), task=family, url=_URLS[family].format(name), filename=f"{family}_{name}.pth", sha256=None, bytes=None,
+            license="BSD (pytorch-CycleGAN-and-pix2pix)", source=_SOURCE,
+            notes=("unet_256, batch norm, dropout" if family == "pix2pix" else "resnet_9blocks, instance norm, no dropout")
             + "; plain state dict. No published SHA-256 or size: the first download's hash is recorded and enforced "
             "(served over plain http by the authors' university server)",
         )

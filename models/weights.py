@@ -36,17 +36,34 @@ class MissingWeightsError(WeightsError):
     pass
 
 
-@dataclass(frozen=True)
+HASH_ORIGINS = ("published", "third-party", "file-name-prefix", "first-download")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Checkpoint:
+    """One downloadable set of weights: a single file at `url`, or (kind "huggingface") a Hugging Face repository."""
+
     name: str  # the id people type: `python app.py download srgan-x4`
     task: str  # the tab that uses it
-    url: str
-    filename: str
+    url: str  # the file's URL, or the repository's page for kind "huggingface"
+    filename: str  # the file's name in the cache; for kind "huggingface", the folder's name in $CVPG_HOME
     sha256: str | None  # None: no published hash; the first download's hash is recorded beside the file and enforced
     bytes: int | None
     license: str
     source: str  # the page that documents the checkpoint
-    notes: str = ""  # format notes: state-dict key, conversions, where the hash comes from
+    notes: str = ""  # for people: format notes, conversions
+    kind: str = "file"  # "file" | "huggingface"
+    repo: str | None = None  # kind "huggingface": the repository id, e.g. facebook/mask2former-swin-tiny-coco-panoptic
+    hash_origin: str = "published"  # one of HASH_ORIGINS: who vouches for `sha256`
+    state_key: str | None = None  # the dict entry that holds the weights (params_ema, state_dict, model...), if any
+
+    def __post_init__(self):
+        if self.kind not in ("file", "huggingface"):
+            raise ValueError(f"Checkpoint kind must be file or huggingface, not {self.kind!r}")
+        if self.hash_origin not in HASH_ORIGINS:
+            raise ValueError(f"hash_origin must be one of {HASH_ORIGINS}, not {self.hash_origin!r}")
+        if self.sha256 is None and self.hash_origin != "first-download" and self.kind == "file":
+            object.__setattr__(self, "hash_origin", "first-download")
 
     @property
     def size_text(self) -> str:
@@ -191,6 +208,26 @@ def load_state_dict(path: Path | str) -> dict:
             f"{path.name} cannot be read as a PyTorch checkpoint with weights_only=True ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''})."
         ) from None
+
+
+def strict_load(net: torch.nn.Module, state: dict, label: str, expected: str = "the official layout") -> torch.nn.Module:
+    """Load `state` into `net` with strict=True; a mismatch becomes a WeightsError that names the model and the layout."""
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise WeightsError(
+            f"This checkpoint does not fit {label}: {str(error).splitlines()[0]} ... (expected {expected})"
+        ) from None
+    return net
+
+
+def unwrap(state: dict, keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "model")) -> dict:
+    """The weights inside an official file's wrapper dict (the first of `keys` present), without a `module.` prefix."""
+    for key in keys:
+        if isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    return {name.removeprefix("module."): value for name, value in state.items()}
 
 
 def status(checkpoint: Checkpoint) -> str:

@@ -39,9 +39,9 @@ CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
         weights.Checkpoint(
-            "yolact-r101", TASK_ID, f"{_HF}/yolact-base/resolve/main/yolact_base_54_800000.pth?download=true",
-            "yolact_base_54_800000.pth", None, None, _LICENSE, f"{_HF}/yolact-base",
-            "yolact_base_config: ResNet-101-FPN at 550 px, COCO mask mAP 29.8 (README). " + _FORMAT + " Hugging "
+            name="yolact-r101", task=TASK_ID, url=f"{_HF}/yolact-base/resolve/main/yolact_base_54_800000.pth?download=true",
+            filename="yolact_base_54_800000.pth", sha256=None, bytes=None, license=_LICENSE, source=f"{_HF}/yolact-base",
+            notes="yolact_base_config: ResNet-101-FPN at 550 px, COCO mask mAP 29.8 (README). " + _FORMAT + " Hugging "
             "Face's pickle scan of the file lists only OrderedDict, FloatStorage, LongStorage and "
             "_rebuild_tensor_v2 (so BatchNorm counters are in it) and its size as 204 MB; no SHA-256 is published, "
             "so the first download's hash is recorded. The reference's tensors for this config total 201.05 MB; "
@@ -49,9 +49,9 @@ CHECKPOINTS = {
             "leftover), which the conversion drops (inferred from sizes, not checked against the file).",
         ),
         weights.Checkpoint(
-            "yolact-r50", TASK_ID, f"{_HF}/yolact-resnet50/resolve/main/yolact_resnet50_54_800000.pth?download=true",
-            "yolact_resnet50_54_800000.pth", None, None, _LICENSE, f"{_HF}/yolact-resnet50",
-            "yolact_resnet50_config: ResNet-50-FPN at 550 px, COCO mask mAP 28.2 (README). " + _FORMAT + " The "
+            name="yolact-r50", task=TASK_ID, url=f"{_HF}/yolact-resnet50/resolve/main/yolact_resnet50_54_800000.pth?download=true",
+            filename="yolact_resnet50_54_800000.pth", sha256=None, bytes=None, license=_LICENSE, source=f"{_HF}/yolact-resnet50",
+            notes="yolact_resnet50_config: ResNet-50-FPN at 550 px, COCO mask mAP 28.2 (README). " + _FORMAT + " The "
             "Google Drive copy that OpenVINO's model zoo pins (models/public/yolact-resnet50-fpn-pytorch/model.yml) "
             "is 127,300,392 bytes with SHA-256 c12bb7a7e0343281db7f1407b376970bb52651f121d0b60bc4a49207acb6d6d7; "
             "the Hugging Face upload is probably the same file, but that is unconfirmed, so no hash is enforced "

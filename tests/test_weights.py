@@ -46,7 +46,7 @@ def _checkpoint_bytes(tmp_path: Path) -> bytes:
 
 
 def _entry(url: str, filename: str, sha: str | None, size: int | None = None) -> weights.Checkpoint:
-    return weights.Checkpoint(f"test-{filename}", "test", url, filename, sha, size, "MIT", url)
+    return weights.Checkpoint(name=f"test-{filename}", task="test", url=url, filename=filename, sha256=sha, bytes=size, license="MIT", source=url)
 
 
 def test_download_verifies_and_renames_atomically(server, tmp_path):
