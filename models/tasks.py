@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -74,6 +74,9 @@ class Task:
     run_video: Callable[..., dict] | None = None
     video_suffixes: tuple[str, ...] = ()
     video_output_suffix: str = ".webm"
+    # Tabs whose work takes many steps (Gatys): stream(loaded_image, model=..., **options) yields a TaskOutput per
+    # report; the UI shows each as it comes and a Stop keeps the last one.
+    stream: Callable[..., Iterator[TaskOutput]] | None = None
 
     def option(self, name: str) -> Option:
         for option in self.options:

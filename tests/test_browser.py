@@ -467,7 +467,7 @@ def random_mask2former():
 
     from models import panoptic
 
-    from test_segmentation import _tiny_config  # the same tiny Mask2Former the pipeline tests use
+    from test_panoptic import _tiny_config  # the same tiny Mask2Former the pipeline tests use
 
     torch.manual_seed(0)
     return panoptic.wrap(Mask2FormerForUniversalSegmentation(_tiny_config()))
