@@ -14,101 +14,19 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-ProgressCallback = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+from . import hub
+from .checkpoints import (HASH_ORIGINS, Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback,  # noqa: F401
+                          WeightsError, cache_dir, catalogue, get, home_dir, is_offline, offline_message,
+                          placement_hint, register, set_offline)
+
 _CHUNK = 1 << 20
-
-
-class WeightsError(RuntimeError):
-    """A checkpoint could not be found, fetched, verified or read; the message says what to do about it."""
-
-
-class ChecksumError(WeightsError):
-    pass
-
-
-class MissingWeightsError(WeightsError):
-    pass
-
-
-HASH_ORIGINS = ("published", "third-party", "file-name-prefix", "first-download")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Checkpoint:
-    """One downloadable set of weights: a single file at `url`, or (kind "huggingface") a Hugging Face repository."""
-
-    name: str  # the id people type: `python app.py download srgan-x4`
-    task: str  # the tab that uses it
-    url: str  # the file's URL, or the repository's page for kind "huggingface"
-    filename: str  # the file's name in the cache; for kind "huggingface", the folder's name in $CVPG_HOME
-    sha256: str | None  # None: no published hash; the first download's hash is recorded beside the file and enforced
-    bytes: int | None
-    license: str
-    source: str  # the page that documents the checkpoint
-    notes: str = ""  # for people: format notes, conversions
-    kind: str = "file"  # "file" | "huggingface"
-    repo: str | None = None  # kind "huggingface": the repository id, e.g. facebook/mask2former-swin-tiny-coco-panoptic
-    hash_origin: str = "published"  # one of HASH_ORIGINS: who vouches for `sha256`
-    state_key: str | None = None  # the dict entry that holds the weights (params_ema, state_dict, model...), if any
-
-    def __post_init__(self):
-        if self.kind not in ("file", "huggingface"):
-            raise ValueError(f"Checkpoint kind must be file or huggingface, not {self.kind!r}")
-        if self.hash_origin not in HASH_ORIGINS:
-            raise ValueError(f"hash_origin must be one of {HASH_ORIGINS}, not {self.hash_origin!r}")
-        if self.sha256 is None and self.hash_origin != "first-download" and self.kind == "file":
-            object.__setattr__(self, "hash_origin", "first-download")
-
-    @property
-    def size_text(self) -> str:
-        return f"{self.bytes / 1e6:.1f} MB" if self.bytes else "unknown size"
-
-
-_CATALOGUE: dict[str, Checkpoint] = {}
-_offline = False
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, so a file is hashed once per process
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
-
-
-def register(*checkpoints: Checkpoint) -> None:
-    for checkpoint in checkpoints:
-        _CATALOGUE[checkpoint.name] = checkpoint
-
-
-def catalogue() -> dict[str, Checkpoint]:
-    return dict(_CATALOGUE)
-
-
-def get(name: str) -> Checkpoint:
-    try:
-        return _CATALOGUE[name]
-    except KeyError:
-        raise WeightsError(f"Unknown checkpoint {name!r}; known: {', '.join(sorted(_CATALOGUE))}") from None
-
-
-def set_offline(offline: bool) -> None:
-    global _offline
-    _offline = offline
-
-
-def is_offline() -> bool:
-    return _offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
-def home_dir() -> Path | None:
-    home = os.environ.get("CVPG_HOME")
-    return Path(home).expanduser() if home else None
-
-
-def cache_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def cached_path(checkpoint: Checkpoint) -> Path | None:
@@ -125,13 +43,15 @@ def fetch(checkpoint: Checkpoint | str, progress: ProgressCallback | None = None
     """Return the path of a verified local copy of `checkpoint`, downloading it if allowed and needed."""
     if isinstance(checkpoint, str):
         checkpoint = get(checkpoint)
+    if checkpoint.kind == "huggingface":  # a repository: a folder, found or fetched by the Hugging Face client
+        return hub.fetch(checkpoint, progress)
     with _lock_for(checkpoint.filename):  # two users asking at once share one download
         path = cached_path(checkpoint)
         if path is not None:
             verify(checkpoint, path)
             return path
         if is_offline():
-            raise MissingWeightsError(_offline_message(checkpoint))
+            raise MissingWeightsError(offline_message(checkpoint))
         return download(checkpoint, cache_dir(), progress)
 
 
@@ -231,6 +151,8 @@ def unwrap(state: dict, keys: tuple[str, ...] = ("params_ema", "params", "state_
 
 
 def status(checkpoint: Checkpoint) -> str:
+    if checkpoint.kind == "huggingface":
+        return hub.status(checkpoint)
     path = cached_path(checkpoint)
     return f"cached ({path})" if path else "not cached"
 
@@ -273,7 +195,7 @@ def _open_url(checkpoint: Checkpoint):
     except (urllib.error.URLError, OSError) as error:
         raise MissingWeightsError(
             f"Could not download {checkpoint.name} from {checkpoint.url} ({error}). "
-            + _placement_hint(checkpoint)
+            + placement_hint(checkpoint)
         ) from None
 
 
@@ -283,19 +205,6 @@ def _terminal_bar(total: int, label: str):
     from tqdm import tqdm  # only for people at a terminal; the UI gets `progress` instead
 
     return tqdm(total=total or None, unit="B", unit_scale=True, desc=label)
-
-
-def _offline_message(checkpoint: Checkpoint) -> str:
-    return f"{checkpoint.name} ({checkpoint.filename}, {checkpoint.size_text}) is not on this machine and the app is offline. " + _placement_hint(checkpoint)
-
-
-def _placement_hint(checkpoint: Checkpoint) -> str:
-    home = home_dir()
-    where = f"$CVPG_HOME ({home})" if home else f"{cache_dir()} (or a folder named by $CVPG_HOME)"
-    return (
-        f"Put {checkpoint.filename} in {where}: on a connected machine run "
-        f"`python app.py download {checkpoint.name}`, or fetch {checkpoint.url}"
-    )
 
 
 def _lock_for(key: str) -> threading.Lock:

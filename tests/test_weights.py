@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import weights
+from models import checkpoints, weights
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -95,7 +95,7 @@ def test_fetch_downloads_into_the_cache_once_then_reuses_it(server, tmp_path, mo
     files["/fetched.pth"] = body
     entry = _entry(f"{base}/fetched.pth", "fetched.pth", hashlib.sha256(body).hexdigest())
     monkeypatch.delenv("CVPG_HOME", raising=False)
-    monkeypatch.setattr(weights, "_offline", False)
+    monkeypatch.setattr(checkpoints, "_offline", False)
     path = weights.fetch(entry)
     assert path.parent == weights.cache_dir()
     del files["/fetched.pth"]  # a second fetch must not need the server
@@ -115,7 +115,7 @@ def test_offline_never_downloads_and_says_where_to_put_the_file(monkeypatch, tmp
 
 
 def test_hf_hub_offline_variable_means_offline(monkeypatch):
-    monkeypatch.setattr(weights, "_offline", False)
+    monkeypatch.setattr(checkpoints, "_offline", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert weights.is_offline()
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
