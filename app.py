@@ -165,30 +165,20 @@ def _predict_video(task, source: str, target: Path, model: str, checkpoint: str 
     print(f"{source}: {record['frames']} frames -> {target}, {json_path}")
 
 
-def _downloadables() -> dict:
-    """Every fetchable model by name: single checkpoint files, and Hugging Face repositories (panoptic)."""
-    from models import panoptic, tasks, weights
+def _catalogue() -> dict:
+    """Every fetchable checkpoint by name (single files and Hugging Face repositories alike)."""
+    from models import tasks, weights
 
-    tasks.load_all()
-    return {**weights.catalogue(), **panoptic.MODELS}
-
-
-def _status(name: str, entry) -> str:
-    from models import panoptic, weights
-
-    return panoptic.status(name) if name in panoptic.MODELS else weights.status(entry)
-
-
-def _fetch(name: str, entry):
-    from models import panoptic, weights
-
-    return panoptic.fetch(name) if name in panoptic.MODELS else weights.fetch(entry)
+    tasks.load_all()  # each family registers its checkpoints when imported
+    return weights.catalogue()
 
 
 def list_models(args) -> int:
     rows = [("task", "name", "size", "license", "status")]
-    for name, entry in _downloadables().items():
-        rows.append((entry.task, name, entry.size_text, entry.license, _status(name, entry)))
+    from models import weights
+
+    for name, entry in _catalogue().items():
+        rows.append((entry.task, name, entry.size_text, entry.license, weights.status(entry)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -198,7 +188,7 @@ def list_models(args) -> int:
 def download(args) -> int:
     from models import weights
 
-    known = _downloadables()
+    known = _catalogue()
     names = list(known) if args.names == ["all"] else args.names
     unknown = [name for name in names if name not in known]
     if unknown:
@@ -206,7 +196,7 @@ def download(args) -> int:
     failures = 0
     for name in names:
         try:
-            path = _fetch(name, known[name])
+            path = weights.fetch(known[name])
             print(f"{name}: {path}")
         except weights.WeightsError as error:
             print(f"error: {error}", file=sys.stderr)

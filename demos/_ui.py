@@ -19,7 +19,7 @@ import gradio as gr
 import numpy as np
 
 from models import images, weights
-from models.tasks import OptionError
+from models.tasks import OptionError, Task
 
 LIVE_MAX_SIDE = 640  # webcam frames are scaled to at most this before the tab's own limit
 LIVE_STREAM_EVERY = 0.1  # seconds between captured frames (frames are dropped, not queued, while one is running)
@@ -138,6 +138,29 @@ def load_input(source, max_side: int, mirror_back: bool = False) -> images.Loade
         if loaded.alpha is not None:
             loaded.alpha = np.ascontiguousarray(loaded.alpha[:, ::-1])
     return loaded
+
+
+def run_task(task: Task, image, model: str, options: dict, checkpoint=None, progress=None,
+             max_side: int | None = None, **overrides):
+    """Decode the input, check model and options against the task's declarations, run it: (loaded, TaskOutput)."""
+    loaded = load_input(image, max_side or task.max_side)
+    values = {**task.defaults(), **task.check_options(**options), **overrides}
+    out = task.run(loaded, model=task.check_model(model), checkpoint=checkpoint,
+                   progress=progress_callback(progress) if progress is not None else None, **values)
+    return loaded, out
+
+
+def bind(event: Callable, handler: Callable, inputs: list, options: dict, outputs: list, api_name: str, **extra):
+    """Wire `handler(*inputs, **options)` to `event` as the public endpoint `api_name`: the option widgets are passed
+    by keyword, so API callers name parameters exactly as the command line's `--set` keys."""
+    return event(handler, inputs, outputs, inputs_kwargs=options, api_name=api_name,
+                 concurrency_id=MODEL_CONCURRENCY_ID, concurrency_limit=MODEL_CONCURRENCY_LIMIT, **extra)
+
+
+def record_view(tab_id: str) -> gr.JSON:
+    """The run's numbers as data (what `predict` writes beside the images, and what API callers get)."""
+    with gr.Accordion("Numbers (JSON record)", open=False):
+        return gr.JSON(label="Record", elem_id=f"{tab_id}-record")
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -41,6 +41,17 @@ class Option:
             raise OptionError(f"option {self.name} expects a {kind.__name__}, got {text!r}") from None
         return self.check(value)
 
+    def coerce(self, value: Any) -> Any:
+        """A value from a widget or an API caller in this option's type (sliders send floats for integers)."""
+        kind = type(self.default)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and value is None:
+            return ""
+        return value
+
     def check(self, value: Any) -> Any:
         if self.choices is not None and value not in self.choices:
             raise OptionError(f"option {self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
@@ -86,7 +97,10 @@ class Task:
 
     def check_options(self, **values: Any) -> dict[str, Any]:
         """The UI's widget values, each checked against its Option (unknown names and bad values raise OptionError)."""
-        return {name: self.option(name).check(value) for name, value in values.items()}
+        return {name: self.option(name).check(self.option(name).coerce(value)) for name, value in values.items()}
+
+    def defaults(self) -> dict[str, Any]:
+        return {option.name: option.default for option in self.options}
 
     def parse_options(self, pairs: list[str]) -> dict[str, Any]:
         values = {option.name: option.default for option in self.options}

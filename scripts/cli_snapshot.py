@@ -34,8 +34,8 @@ CASES = [
     ("face-blur", "face-deid", FACE, "retinaface-mnet", None, []),
     ("face-pixelate", "face-deid", FACE, "retinaface-mnet", None, ["mode=pixelate", "shape=box"]),
     ("face-eyebar", "face-deid", FACE, "retinaface-mnet", None, ["mode=eye_bar"]),
-    ("landmarks-face", "landmarks", FACE, "face", "fan.pth", []),
-    ("landmarks-pose", "landmarks", FACE, "pose", "keypointrcnn.pth", ["person_threshold=0.05"]),
+    ("landmarks-face", "landmarks", FACE, "2dfan4", "fan.pth", []),
+    ("landmarks-pose", "landmarks", FACE, "keypointrcnn-resnet50-fpn", "keypointrcnn.pth", ["person_threshold=0.05"]),
     ("instance-maskrcnn", "instance", PHOTO, "maskrcnn-r50-fpn-v2", "maskrcnn_v2.pth",
      ["score_threshold=0.0", "working_size=320", "rpn_top_n=50"]),
     ("instance-yolact", "instance", PHOTO, "yolact-r50", "yolact_r50.pth", ["score_threshold=0.0"]),
@@ -56,8 +56,8 @@ def make_weights(folder: Path) -> None:
     from models import centernet, instance_segmentation, landmarks, style_transfer, translation, yolact
 
     builders = {
-        "fan.pth": lambda: landmarks.build("face"),
-        "keypointrcnn.pth": lambda: landmarks.build("pose"),
+        "fan.pth": lambda: landmarks.build("2dfan4"),
+        "keypointrcnn.pth": lambda: landmarks.build("keypointrcnn-resnet50-fpn"),
         "maskrcnn_v2.pth": lambda: instance_segmentation.build("maskrcnn-r50-fpn-v2"),
         "yolact_r50.pth": lambda: yolact.build("yolact-r50"),
         "centernet_r18.pth": lambda: centernet.build("centernet-r18"),

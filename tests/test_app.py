@@ -92,7 +92,9 @@ def _cli(*args, env_home=None):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_predict_writes_images_and_json(tmp_path, scene_png):
+    """The one command-line test in a real subprocess: `python app.py` starts and writes its files."""
     result = _cli("predict", "super-resolution", str(scene_png), "-o", str(tmp_path / "out"), "--model", "bicubic-x2",
                   "--offline", "--set", "mode=check")
     assert result.returncode == 0, result.stderr
@@ -102,10 +104,26 @@ def test_cli_predict_writes_images_and_json(tmp_path, scene_png):
     assert Image.open(record["files"]["model"]).size == (64, 48)
 
 
-def test_cli_predict_with_real_srgan_offline(shared_weights, shared, tmp_path):
-    result = _cli("predict", "super-resolution", str(shared / "images/sr/baboon_lq.png"), "--model", "srgan-x4",
-                  "-o", str(tmp_path), "--offline", env_home=shared_weights)
-    assert result.returncode == 0, result.stderr
+@pytest.fixture
+def main(capsys):
+    """`python app.py ...` in this process: (exit code, stdout, stderr); the session's offline switch is restored."""
+    import app
+    from models import runtime, weights
+
+    def run(*args):
+        code = app.main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    weights.set_offline(True)
+    runtime.set_device_preference("auto")
+
+
+def test_cli_predict_with_real_srgan_offline(shared_weights, shared, tmp_path, main):
+    code, _, err = main("predict", "super-resolution", str(shared / "images/sr/baboon_lq.png"), "--model", "srgan-x4",
+                        "-o", str(tmp_path), "--offline")
+    assert code == 0, err
     record = json.loads((tmp_path / "baboon_lq.json").read_text())
     assert Image.open(tmp_path / "baboon_lq.model.png").size == tuple(record["output_size"]) == (492, 480)
 
@@ -117,22 +135,22 @@ def test_cli_predict_with_real_srgan_offline(shared_weights, shared, tmp_path):
     (["predict", "super-resolution", "x.png", "-o", "out", "--set", "mode=sideways"], "upscale, check"),
     (["download", "nope"], "srgan-x4"),
 ])
-def test_cli_usage_errors_list_the_valid_choices(args, listed):
-    result = _cli(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+def test_cli_usage_errors_list_the_valid_choices(args, listed, main):
+    code, _, err = main(*args)
+    assert code == 2
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and listed in lines[0]
 
 
-def test_cli_bad_image_fails_cleanly(tmp_path):
+def test_cli_bad_image_fails_cleanly(tmp_path, main):
     bad = tmp_path / "bad.jpg"
     bad.write_text("nope")
-    result = _cli("predict", "super-resolution", str(bad), "-o", str(tmp_path), "--model", "bicubic-x4")
-    assert result.returncode == 1 and "is not an image" in result.stderr
+    code, _, err = main("predict", "super-resolution", str(bad), "-o", str(tmp_path), "--model", "bicubic-x4")
+    assert code == 1 and "is not an image" in err
 
 
-def test_cli_models_lists_every_checkpoint():
-    result = _cli("models")
-    assert result.returncode == 0
-    for name in ("srgan-x4", "realesrgan-x4plus", "realesr-general-wdn-x4v3"):
-        assert name in result.stdout
+def test_cli_models_lists_every_checkpoint(main):
+    code, out, _ = main("models")
+    assert code == 0
+    for name in ("srgan-x4", "realesrgan-x4plus", "realesr-general-wdn-x4v3", "mask2former-swin-tiny-coco-panoptic"):
+        assert name in out

@@ -1,0 +1,45 @@
+"""Widgets declared by a task's options: each slider, checkbox or choice takes its range, default and help from the
+`Option`, so the UI, the command line's `--set` and the API's keyword parameters are one vocabulary."""
+from __future__ import annotations
+
+import gradio as gr
+
+from models.tasks import Option, Task
+
+RADIO_MAX_CHOICES = 5  # more choices than this become a dropdown
+
+
+def label_of(option: Option) -> str:
+    return option.label or option.name.replace("_", " ").capitalize()
+
+
+def option_widget(option: Option, tab_id: str = "", **overrides) -> gr.components.Component:
+    """The widget for one option; `overrides` replace any of its settings (labelled choices, a shorter label...)."""
+    settings = dict(label=label_of(option), info=option.help, value=option.default,
+                    elem_id=f"{tab_id}-{option.name.replace('_', '-')}" if tab_id else None)
+    default = option.default
+    if isinstance(default, bool):
+        return gr.Checkbox(**{**settings, **overrides})
+    if option.choices is not None or "choices" in overrides:
+        choices = overrides.pop("choices", list(option.choices or ()))
+        kind = gr.Radio if len(choices) <= RADIO_MAX_CHOICES else gr.Dropdown
+        return kind(choices=choices, **{**settings, **overrides})
+    if isinstance(default, (int, float)) and option.minimum is not None and option.maximum is not None:
+        step = option.step or (1 if isinstance(default, int) else (option.maximum - option.minimum) / 100)
+        return gr.Slider(minimum=option.minimum, maximum=option.maximum, step=step, **{**settings, **overrides})
+    if isinstance(default, (int, float)):
+        return gr.Number(minimum=option.minimum, maximum=option.maximum, precision=0 if isinstance(default, int)
+                         else None, **{**settings, **overrides})
+    return gr.Textbox(**{**settings, **overrides})
+
+
+def option_widgets(task: Task, names: list[str] | tuple[str, ...], **overrides_by_name) -> dict:
+    """Widgets for `names` (in that order), keyed by option name; `overrides_by_name[name]` is a dict of overrides."""
+    return {name: option_widget(task.option(name), task.id, **overrides_by_name.get(name, {})) for name in names}
+
+
+def model_widget(task: Task, labels: dict[str, str] | None = None, label: str = "Model") -> gr.Dropdown:
+    """The model choice: every model of the task, labelled for people, the value being the name the CLI takes."""
+    labels = labels or {}
+    return gr.Dropdown([(labels.get(name, name), name) for name in task.models], value=task.default_model,
+                       label=label, elem_id=f"{task.id}-model")
