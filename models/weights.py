@@ -10,20 +10,16 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import torch
 
-from . import hub
+from . import downloads, hub
 from .checkpoints import (HASH_ORIGINS, Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback,  # noqa: F401
                           WeightsError, cache_dir, catalogue, get, home_dir, is_offline, offline_message,
                           placement_hint, register, set_offline)
 
-_CHUNK = 1 << 20
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, so a file is hashed once per process
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -48,44 +44,26 @@ def fetch(checkpoint: Checkpoint | str, progress: ProgressCallback | None = None
     with _lock_for(checkpoint.filename):  # two users asking at once share one download
         path = cached_path(checkpoint)
         if path is not None:
-            verify(checkpoint, path)
-            return path
+            try:
+                verify(checkpoint, path)
+                return path
+            except ChecksumError as error:
+                if path.parent != cache_dir():
+                    raise  # a file placed by hand ($CVPG_HOME): the person decides what replaces it
+                aside = _move_aside(path)  # our own cache heals: the bad copy is never loaded again
+                if is_offline():
+                    raise ChecksumError(f"{error} It was moved aside to {aside.name}; {placement_hint(checkpoint)}"
+                                        ) from None
         if is_offline():
             raise MissingWeightsError(offline_message(checkpoint))
         return download(checkpoint, cache_dir(), progress)
 
 
 def download(checkpoint: Checkpoint, folder: Path, progress: ProgressCallback | None = None) -> Path:
-    """Stream `checkpoint.url` into `folder`, verifying the SHA-256 before the file takes its final name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / checkpoint.filename
-    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{checkpoint.filename}.", suffix=".partial")
-    temp = Path(temp_name)
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(handle, "wb") as out, _open_url(checkpoint) as response:
-            total = int(response.headers.get("Content-Length") or checkpoint.bytes or 0)
-            done = 0
-            bar = _terminal_bar(total, checkpoint.filename)
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-                if progress is not None:
-                    progress(done / total if total else 0.0, f"Downloading {checkpoint.filename}")
-            if bar is not None:
-                bar.close()
-            if total and done < total:
-                raise WeightsError(f"Download of {checkpoint.url} stopped after {done} of {total} bytes; try again.")
-        actual = digest.hexdigest()
-        _check_hash(checkpoint, actual)
-        os.replace(temp, final)  # atomic: a reader never sees a half-written file under the final name
-    finally:
-        temp.unlink(missing_ok=True)
+    """Download `checkpoint` into `folder` (resuming an interrupted attempt) and remember its verified hash."""
+    final, actual = downloads.download(checkpoint, folder, progress)
     if checkpoint.sha256 is None:
-        _record_first_hash(final, actual)
+        _trust_first_copy(final, actual)
     _remember(final, actual)
     return final
 
@@ -95,13 +73,52 @@ def verify(checkpoint: Checkpoint, path: Path) -> str:
     actual = sha256_of(path)
     expected = checkpoint.sha256 or _recorded_hash(path)
     if expected is None:
-        _record_first_hash(path, actual)  # placed by hand; from now on this content is the one accepted
+        _trust_first_copy(path, actual)  # placed by hand; from now on this content is the one accepted
     elif actual != expected:
         raise ChecksumError(
-            f"{path} does not match {checkpoint.name}: expected SHA-256 {expected}, found {actual}. "
-            f"Delete it and download it again from {checkpoint.url}"
+            f"{path.name} does not match {checkpoint.name}: expected SHA-256 {expected}, found {actual}. "
+            f"Delete {path.name}{' and ' + _sidecar(path).name if _sidecar(path).exists() else ''} in "
+            f"{path.parent} and download it again (`python app.py download {checkpoint.name}`) from {checkpoint.url}"
         )
     return actual
+
+
+def _trust_first_copy(path: Path, digest: str) -> None:
+    """Record the first copy's hash, but only once the file opens as what it claims to be: a truncated first download
+    must not become the trusted content."""
+    problem = _unreadable(path)
+    if problem:
+        bad = _move_aside(path)
+        raise ChecksumError(f"{path.name} is damaged ({problem}); it was moved aside to {bad.name}. Download it again.")
+    _record_first_hash(path, digest)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a checkpoint file cannot be what its suffix says (None when it reads)."""
+    import zipfile
+
+    suffix = path.suffix.lower()
+    if suffix == ".zip" or (suffix in (".pth", ".pt", ".bin") and zipfile.is_zipfile(path)):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            return f"damaged archive member {bad}" if bad else None
+        except (zipfile.BadZipFile, OSError) as error:
+            return str(error)
+    if suffix in (".pth", ".pt", ".bin"):  # the legacy (pre-zip) format: let the safe loader judge
+        try:
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 (any failure means: not a readable checkpoint)
+            return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return None
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a bad file to `<name>.corrupt` (and drop its recorded hash) so it is never loaded again."""
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    _sidecar(path).unlink(missing_ok=True)
+    return aside
 
 
 def sha256_of(path: Path) -> str:
@@ -110,7 +127,7 @@ def sha256_of(path: Path) -> str:
     if key not in _verified:
         digest = hashlib.sha256()
         with path.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
+            while chunk := stream.read(downloads.CHUNK):
                 digest.update(chunk)
         _verified[key] = digest.hexdigest()
     return _verified[key]
@@ -157,14 +174,6 @@ def status(checkpoint: Checkpoint) -> str:
     return f"cached ({path})" if path else "not cached"
 
 
-def _check_hash(checkpoint: Checkpoint, actual: str) -> None:
-    if checkpoint.sha256 is not None and actual != checkpoint.sha256:
-        raise ChecksumError(
-            f"SHA-256 mismatch for {checkpoint.url}: expected {checkpoint.sha256}, got {actual}. "
-            "The download was deleted; the file on the server may have changed, or the download was corrupted."
-        )
-
-
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -186,25 +195,6 @@ def _record_first_hash(path: Path, digest: str) -> None:
 def _remember(path: Path, digest: str) -> None:
     stat = path.stat()
     _verified[(str(path.resolve()), stat.st_size, stat.st_mtime_ns)] = digest
-
-
-def _open_url(checkpoint: Checkpoint):
-    request = urllib.request.Request(checkpoint.url, headers={"User-Agent": "cv-playground"})
-    try:
-        return urllib.request.urlopen(request, timeout=30)
-    except (urllib.error.URLError, OSError) as error:
-        raise MissingWeightsError(
-            f"Could not download {checkpoint.name} from {checkpoint.url} ({error}). "
-            + placement_hint(checkpoint)
-        ) from None
-
-
-def _terminal_bar(total: int, label: str):
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm  # only for people at a terminal; the UI gets `progress` instead
-
-    return tqdm(total=total or None, unit="B", unit_scale=True, desc=label)
 
 
 def _lock_for(key: str) -> threading.Lock:

@@ -14,13 +14,26 @@ from models import checkpoints, weights
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
+    ranges: list[str] = []  # the Range headers received, in order
+    drop_once: set[str] = set()  # paths whose next plain request is cut halfway
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
             return
-        cut = self.path.endswith("/cut.pth")  # promise the whole file, send half, hang up
+        asked = self.headers.get("Range")
+        self.ranges.append(asked or "")
+        if asked and self.path.endswith("/resume.pth"):  # this one honours Range: 206 with the rest
+            start = int(asked.split("=")[1].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+            return
+        cut = self.path.endswith("/cut.pth") or self.path in self.drop_once  # promise all, send half, hang up
+        self.drop_once.discard(self.path)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -74,13 +87,73 @@ def test_hash_mismatch_deletes_the_download_and_names_everything(server, tmp_pat
     assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_interrupted_download_leaves_no_partial_file(server, tmp_path):
+def test_interrupted_download_never_takes_the_final_name(server, tmp_path):
     base, files = server
     files["/cut.pth"] = _checkpoint_bytes(tmp_path) * 50
     entry = _entry(f"{base}/cut.pth", "cut.pth", hashlib.sha256(files["/cut.pth"]).hexdigest())
-    with pytest.raises(Exception):
+    with pytest.raises(weights.WeightsError, match="run the same command again to resume"):
         weights.download(entry, tmp_path / "cache")
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [".cut.pth.partial"]
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(server, tmp_path):
+    base, files = server
+    body = bytes(range(256)) * 4096  # 1 MiB
+    files["/resume.pth"] = body
+    _Handler.drop_once.add("/resume.pth")
+    _Handler.ranges.clear()
+    entry = _entry(f"{base}/resume.pth", "resume.pth", hashlib.sha256(body).hexdigest(), len(body))
+    with pytest.raises(weights.WeightsError, match="resume"):
+        weights.download(entry, tmp_path / "cache")
+    partial = tmp_path / "cache" / ".resume.pth.partial"
+    assert partial.stat().st_size == len(body) // 2
+    path = weights.download(entry, tmp_path / "cache")
+    assert path.read_bytes() == body and not partial.exists()
+    assert _Handler.ranges == ["", f"bytes={len(body) // 2}-"]  # the second request asked only for the rest
+
+
+def test_a_server_that_ignores_range_restarts_cleanly(server, tmp_path):
+    base, files = server
+    body = _checkpoint_bytes(tmp_path) * 20
+    files["/plain.pth"] = body
+    _Handler.drop_once.add("/plain.pth")
+    entry = _entry(f"{base}/plain.pth", "plain.pth", hashlib.sha256(body).hexdigest())
+    with pytest.raises(weights.WeightsError):
+        weights.download(entry, tmp_path / "cache")
+    assert weights.download(entry, tmp_path / "cache").read_bytes() == body
+
+
+def test_a_corrupted_cached_checkpoint_heals_on_the_next_online_request(server, tmp_path, monkeypatch):
+    base, files = server
+    body = _checkpoint_bytes(tmp_path)
+    files["/heal.pth"] = body
+    entry = _entry(f"{base}/heal.pth", "heal.pth", hashlib.sha256(body).hexdigest())
+    monkeypatch.delenv("CVPG_HOME", raising=False)
+    cached = weights.cache_dir() / "heal.pth"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(body[: len(body) // 2])  # truncated in the app's own cache
+    with pytest.raises(weights.ChecksumError, match="moved aside") as caught:  # offline: says what happened
+        weights.fetch(entry)
+    assert "python app.py download test-heal.pth" in str(caught.value)
+    assert not cached.exists() and (cached.parent / "heal.pth.corrupt").exists()
+    cached.write_bytes(b"garbage" * 10)  # corrupted again; this time the app is online
+    monkeypatch.setattr(checkpoints, "_offline", False)
+    assert weights.fetch(entry).read_bytes() == body
+    cached.unlink()
+
+
+def test_a_truncated_first_download_is_not_trusted(server, tmp_path):
+    base, files = server
+    good = _checkpoint_bytes(tmp_path)
+    files["/first.pth"] = good[: len(good) // 2]  # the server hands out a broken file once
+    entry = _entry(f"{base}/first.pth", "first.pth", None)
+    with pytest.raises(weights.ChecksumError, match="damaged"):
+        weights.download(entry, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "first.pth.sha256").exists()
+    files["/first.pth"] = good
+    path = weights.download(entry, tmp_path / "cache")
+    assert (tmp_path / "cache" / "first.pth.sha256").read_text().split()[0] == hashlib.sha256(good).hexdigest()
+    assert torch.equal(weights.load_state_dict(path)["w"], torch.arange(6.0).reshape(2, 3))
 
 
 def test_unreachable_url_says_what_to_do(tmp_path):
@@ -159,12 +232,17 @@ def test_unpublished_hash_is_recorded_on_first_use_and_enforced(monkeypatch, tmp
 
 
 def test_the_shared_copies_match_the_catalogue(shared_weights):
-    from models import super_resolution
+    """Every real file in ../shared/weights is a catalogued checkpoint whose published hash and size it matches."""
+    from models import tasks
 
-    for name in ("srgan-x4", "srgan-x2"):
-        entry = super_resolution.CHECKPOINTS[name]
-        path = weights.fetch(entry)
-        assert path.parent == shared_weights and path.stat().st_size == entry.bytes
+    tasks.load_all()  # every family registers its checkpoints
+    by_file = {entry.filename: entry for entry in weights.catalogue().values()}
+    held = sorted(path for path in shared_weights.iterdir() if path.is_file())
+    assert [path.name for path in held if path.name not in by_file] == []
+    for path in held:
+        entry = by_file[path.name]
+        assert entry.sha256 is not None and entry.hash_origin == "published", entry.name
+        assert weights.fetch(entry) == path and path.stat().st_size == entry.bytes
 
 
 def test_loading_refuses_pickled_code_and_non_checkpoints(tmp_path):
