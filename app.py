@@ -21,14 +21,17 @@ EXIT_USAGE = 2
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from models import runtime, weights
+    from models import checkpoints
 
-    try:
-        runtime.set_device_preference(args.device)
-    except ValueError as error:
-        return _fail(str(error))
-    weights.set_offline(args.offline)
+    checkpoints.set_offline(args.offline)
     command = args.command or "serve"
+    if command in ("serve", "predict"):  # only these run models; listing and downloading never import torch
+        from models import runtime
+
+        try:
+            runtime.set_device_preference(args.device)
+        except ValueError as error:
+            return _fail(str(error))
     return {"serve": serve, "predict": predict, "models": list_models, "download": download}[command](args)
 
 
@@ -166,11 +169,11 @@ def _predict_video(task, source: str, target: Path, model: str, checkpoint: str 
 
 
 def _catalogue() -> dict:
-    """Every fetchable checkpoint by name (single files and Hugging Face repositories alike)."""
-    from models import tasks, weights
+    """Every fetchable checkpoint by name (single files and Hugging Face repositories alike), read from the
+    catalogue file so that no model family (and no torch) is imported."""
+    from models import checkpoints
 
-    tasks.load_all()  # each family registers its checkpoints when imported
-    return weights.catalogue()
+    return checkpoints.read_catalogue_file()
 
 
 def list_models(args) -> int:

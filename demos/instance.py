@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import instance_segmentation as iseg, yolact
+from models import instances, maskrcnn, yolact
 from models.tasks import get_task
 
 from . import _ui
@@ -28,10 +28,10 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown([(spec.label, name) for name, spec in iseg.MODELS.items()]
+            model = gr.Dropdown([(spec.label, name) for name, spec in maskrcnn.MODELS.items()]
                                 + [(spec.label, name) for name, spec in yolact.MODELS.items()],
                                 value=task.default_model, label="Model", elem_id=f"{ID}-model")
-            classes = gr.Dropdown(list(iseg.CLASS_GROUPS) + list(iseg.CLASS_NAMES), multiselect=True, value=[],
+            classes = gr.Dropdown(list(instances.CLASS_GROUPS) + list(instances.CLASS_NAMES), multiselect=True, value=[],
                                   label="Only these classes (empty: all)", elem_id=f"{ID}-classes")
             score = gr.Slider(0, 1, value=option("score_threshold").default, step=0.01, label="Score threshold",
                               elem_id=f"{ID}-score")

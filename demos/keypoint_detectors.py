@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import keypoint_detection as kd
+from models.tabs import keypoint_detectors as tab
 from models.tasks import get_task
 
 from . import _ui
@@ -36,7 +36,7 @@ def build() -> None:
                              label="Model", elem_id=f"{ID}-model")
             score = gr.Slider(0, 1, value=option("score_threshold").default, step=0.01, label="Score threshold",
                               elem_id=f"{ID}-score")
-            classes = gr.Dropdown(["people", "vehicles", "animals", *kd.COCO_CLASSES], multiselect=True, value=[],
+            classes = gr.Dropdown(["people", "vehicles", "animals", *tab.COCO_CLASSES], multiselect=True, value=[],
                                   label="Only these classes (empty: all)")
             heatmap_class = gr.Dropdown(list(option("heatmap_class").choices), value="all",
                                         label="Heatmap of class (all: maximum over the 80)")
@@ -66,7 +66,7 @@ def build() -> None:
         loaded = _ui.load_input(image, task.max_side)
         model_name = task.check_model(model_name)
         out = task.run(loaded, model=model_name, progress=_ui.progress_callback(progress), **options_from(*values))
-        gallery = [(out.images[key], caption) for key, caption in kd.views(model_name)[1:] if key in out.images]
+        gallery = [(out.images[key], caption) for key, caption in tab.views(model_name)[1:] if key in out.images]
         rows = [[row[key] for key in _ROW_KEYS] for row in out.record["detections"]]
         return ((loaded.rgb, out.images["detections"]), _ui.result_line(out.summary, out.record["notes"]), gallery,
                 rows)

@@ -5,9 +5,10 @@ the same for Hugging Face repositories. Nothing here imports torch, so listing t
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -60,6 +61,7 @@ class Checkpoint:
         return f"{self.bytes / 1e6:.1f} MB" if self.bytes else "unknown size"
 
 
+CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")  # every family's entries, for listing without imports
 _CATALOGUE: dict[str, Checkpoint] = {}
 _offline = False
 
@@ -116,3 +118,16 @@ def placement_hint(checkpoint: Checkpoint) -> str:
         f"Put {checkpoint.filename} in {where}: on a connected machine run "
         f"`python app.py download {checkpoint.name}`, or fetch {checkpoint.url}"
     )
+
+
+def catalogue_json(entries: dict[str, Checkpoint]) -> str:
+    """The entries as the JSON kept in `CATALOGUE_FILE` (written by scripts/write_catalogue.py, checked by a test)."""
+    return json.dumps([asdict(entry) for entry in entries.values()], indent=1) + "\n"
+
+
+def read_catalogue_file() -> dict[str, Checkpoint]:
+    """The catalogue without importing any family (so without torch): what `python app.py models` lists."""
+    names = {field.name for field in fields(Checkpoint)}
+    entries = [Checkpoint(**{k: v for k, v in item.items() if k in names})
+               for item in json.loads(CATALOGUE_FILE.read_text())]
+    return {entry.name: entry for entry in entries}

@@ -13,8 +13,6 @@ import sys
 import threading
 from pathlib import Path
 
-import torch
-
 from . import downloads, hub
 from .checkpoints import (HASH_ORIGINS, Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback,  # noqa: F401
                           WeightsError, cache_dir, catalogue, get, home_dir, is_offline, offline_message,
@@ -106,6 +104,8 @@ def _unreadable(path: Path) -> str | None:
         except (zipfile.BadZipFile, OSError) as error:
             return str(error)
     if suffix in (".pth", ".pt", ".bin"):  # the legacy (pre-zip) format: let the safe loader judge
+        import torch
+
         try:
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 (any failure means: not a readable checkpoint)
@@ -135,6 +135,8 @@ def sha256_of(path: Path) -> str:
 
 def load_state_dict(path: Path | str) -> dict:
     """Open a checkpoint safely: tensors and plain containers only, never arbitrary pickled objects."""
+    import torch  # here, not at the top: listing and fetching checkpoints must not pay for importing torch
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"Checkpoint file {path} does not exist.")
@@ -147,7 +149,7 @@ def load_state_dict(path: Path | str) -> dict:
         ) from None
 
 
-def strict_load(net: torch.nn.Module, state: dict, label: str, expected: str = "the official layout") -> torch.nn.Module:
+def strict_load(net: "torch.nn.Module", state: dict, label: str, expected: str = "the official layout"):
     """Load `state` into `net` with strict=True; a mismatch becomes a WeightsError that names the model and the layout."""
     try:
         net.load_state_dict(state, strict=True)

@@ -6,26 +6,21 @@ thresholded at 0.5. No RoI pooling, one stage: that is the idea the instance tab
 
 This module: the official COCO checkpoints (dbolya/yolact, now on Hugging Face), loading through models.weights,
 test-time decoding as the reference does it (priors, box decoding with variances, Fast NMS, mask assembly) on CPU or
-CUDA, and `predict()` returning the instance tab's `Instances` plus the prototypes and coefficients. `run()` is the
-YOLACT branch of the instance tab's pipeline. The network itself is in models/yolact_arch.py.
+CUDA, and `predict()` returning `Instances` (models/instances.py) plus the prototypes and coefficients. The network
+itself is in models/yolact_arch.py, the prototype pictures in models/yolact_views.py.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import draw, draw_masks, runtime, weights
-from . import instance_segmentation as iseg
-from .images import LoadedImage
-from .instance_segmentation import Instances
-from .tasks import Option, TaskOutput
+from . import checkpoints, runtime, weights
+from .images import check_rgb
+from .instances import COCO_CATEGORIES, Instances, expand_classes
 from .yolact_arch import YOLACT_BASE, YOLACT_RESNET50, Yolact, YolactConfig, YolactOutput
 
 TASK_ID = "instance"
@@ -38,7 +33,7 @@ _FORMAT = ("A plain state dict, read with weights_only=True and loaded strictly 
 CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
-        weights.Checkpoint(
+        checkpoints.Checkpoint(
             name="yolact-r101", task=TASK_ID, url=f"{_HF}/yolact-base/resolve/main/yolact_base_54_800000.pth?download=true",
             filename="yolact_base_54_800000.pth", sha256=None, bytes=None, license=_LICENSE, source=f"{_HF}/yolact-base",
             notes="yolact_base_config: ResNet-101-FPN at 550 px, COCO mask mAP 29.8 (README). " + _FORMAT + " Hugging "
@@ -48,7 +43,7 @@ CHECKPOINTS = {
             "the extra ~2.4 MB suggests the file still holds fpn.downsample_layers.2 (590,080 values, a v1.0 "
             "leftover), which the conversion drops (inferred from sizes, not checked against the file).",
         ),
-        weights.Checkpoint(
+        checkpoints.Checkpoint(
             name="yolact-r50", task=TASK_ID, url=f"{_HF}/yolact-resnet50/resolve/main/yolact_resnet50_54_800000.pth?download=true",
             filename="yolact_resnet50_54_800000.pth", sha256=None, bytes=None, license=_LICENSE, source=f"{_HF}/yolact-resnet50",
             notes="yolact_resnet50_config: ResNet-50-FPN at 550 px, COCO mask mAP 28.2 (README). " + _FORMAT + " The "
@@ -60,7 +55,7 @@ CHECKPOINTS = {
         ),
     )
 }
-weights.register(*CHECKPOINTS.values())
+checkpoints.register(*CHECKPOINTS.values())
 
 
 @dataclass(frozen=True)
@@ -83,16 +78,10 @@ DEFAULT_MODEL = "yolact-r101"
 # FastBaseTransform's normalisation (data/config.py MEANS / STD are BGR; these are the same numbers in RGB order).
 MEAN_RGB = (123.68, 116.78, 103.94)
 STD_RGB = (58.40, 57.12, 57.38)
-# YOLACT's 80 contiguous classes, in order, as indices into the tab's 91-entry COCO_CATEGORIES (COCO category ids):
+# YOLACT's 80 contiguous classes, in order, as indices into the 91-entry COCO_CATEGORIES (COCO category ids):
 # the inverse of the reference's COCO_LABEL_MAP, i.e. every id that is not "N/A".
-CATEGORY_IDS = tuple(i for i, name in enumerate(iseg.COCO_CATEGORIES) if i > 0 and name != "N/A")
-CLASS_NAMES = tuple(iseg.COCO_CATEGORIES[i] for i in CATEGORY_IDS)
-
-# Options the instance tab adds for YOLACT (the integrator appends them to the tab's Task).
-OPTIONS = (
-    Option("detection", 1, "which detection (row of the table) the prototype view assembles step by step",
-           minimum=1, maximum=100),
-)
+CATEGORY_IDS = tuple(i for i, name in enumerate(COCO_CATEGORIES) if i > 0 and name != "N/A")
+CLASS_NAMES = tuple(COCO_CATEGORIES[i] for i in CATEGORY_IDS)
 
 
 # --- building and loading ----------------------------------------------------------------------------------------
@@ -118,13 +107,9 @@ def _convert_state_dict(state: dict, net: torch.nn.Module) -> dict:
     * a `state_dict`/`model` wrapper or `module.` prefixes (a checkpoint saved from DataParallel), and BatchNorm
       `num_batches_tracked` counters missing from files saved by old PyTorch (unused at inference).
     """
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
     extra_levels = len(net.fpn.downsample_layers)
-    out: OrderedDict = OrderedDict()
-    for key, value in state.items():
-        key = key.removeprefix("module.")
+    out = {}
+    for key, value in weights.unwrap(state, keys=("state_dict", "model")).items():
         if key.startswith("semantic_seg_conv."):
             continue
         if key.startswith("backbone.layer") and not key.startswith("backbone.layers."):
@@ -140,43 +125,29 @@ def _convert_state_dict(state: dict, net: torch.nn.Module) -> dict:
 
 def from_state(name: str, state: dict, input_size: int | None = None) -> Yolact:
     net = build(name, input_size)
-    try:
-        net.load_state_dict(_convert_state_dict(state, net), strict=True)
-    except RuntimeError as error:
-        raise weights.WeightsError(
-            f"This checkpoint does not fit {MODELS[name].label}: {str(error).splitlines()[0]} ... "
-            "(expected dbolya/yolact's state-dict layout for this config)"
-        ) from None
-    return net
+    return weights.strict_load(net, _convert_state_dict(state, net), MODELS[name].label,
+                               "dbolya/yolact's state-dict layout for this config")
 
 
 def load(name: str = DEFAULT_MODEL, device: torch.device | None = None, checkpoint_file: str | None = None,
          progress: weights.ProgressCallback | None = None) -> Yolact:
     """The network with its official COCO weights (or a user's `checkpoint_file` in the same layout), in eval mode
-    on `device`, shared through runtime.MODELS."""
+    on `device` (half precision and channels-last on CUDA; decoding stays in float32), shared through
+    runtime.MODELS."""
     if name not in MODELS:
         raise weights.WeightsError(f"Unknown YOLACT model {name!r}; known: {', '.join(MODELS)}")
     device = device or runtime.device()
-    path = Path(checkpoint_file) if checkpoint_file is not None else None
 
     def loader() -> Yolact:
-        source = weights.fetch(MODELS[name].checkpoint, progress) if path is None else path
-        return ready(from_state(name, weights.load_state_dict(source)), device)
+        source = weights.fetch(MODELS[name].checkpoint, progress) if checkpoint_file is None else checkpoint_file
+        return runtime.prepare(from_state(name, weights.load_state_dict(source)), device)
 
-    return runtime.MODELS.get(cache_key(name, device, path), loader)
-
-
-def cache_key(name: str, device: torch.device, checkpoint_file: Path | None = None) -> tuple:
-    content = weights.sha256_of(checkpoint_file) if checkpoint_file is not None else None
-    return ("yolact", name, content, str(device))
+    return runtime.cached_model("yolact", name, device, checkpoint_file, loader)
 
 
-def ready(net: Yolact, device: torch.device) -> Yolact:
-    """Eval mode on `device`; on CUDA half precision and channels-last (decoding stays in float32)."""
-    net = net.eval().requires_grad_(False).to(device)
-    if runtime.half_precision(device):
-        net = net.half().to(memory_format=torch.channels_last)
-    return net
+def cache_key(name: str, device: torch.device, checkpoint_file=None) -> tuple:
+    """The runtime.MODELS key load() uses (tests and benchmarks seed the cache with it)."""
+    return runtime.model_key("yolact", name, device, checkpoint_file)
 
 
 # --- preprocessing and decoding --------------------------------------------------------------------------------------
@@ -368,12 +339,12 @@ def predict(model: Yolact, rgb: np.ndarray, score_threshold: float = 0.5, classe
     """Detect and segment COCO objects in an RGB uint8 image.
 
     Kept: scores above `score_threshold` (after Fast NMS, like the reference's postprocess), of a class in `classes`
-    (names or the tab's group names; None keeps all). Masks: sigmoid(prototypes . coefficients), cropped to the box
+    (names or group names; None keeps all). Masks: sigmoid(prototypes . coefficients), cropped to the box
     on the prototype grid, scaled up to the input size, on where above `mask_threshold` (0.5 in the reference)."""
-    _check_rgb(rgb)
+    check_rgb(rgb, "YOLACT")
     height, width = rgb.shape[:2]
     config = model.config
-    allowed = iseg.expand_classes(classes)
+    allowed = expand_classes(classes)
     allowed_mask = None if allowed is None else torch.tensor([name in allowed for name in CLASS_NAMES])
     out = network_outputs(model, rgb)
     with torch.inference_mode():
@@ -387,16 +358,18 @@ def predict(model: Yolact, rgb: np.ndarray, score_threshold: float = 0.5, classe
         prior_boxes = to_pixels(center_to_corners(out.priors[priors_idx]), height, width)
     label_ids = np.array([CATEGORY_IDS[i] for i in class_idx.tolist()], np.int64)
     instances = Instances(
-        boxes=_numpy(pixel_boxes).reshape(-1, 4),
+        boxes=runtime.to_numpy(pixel_boxes).reshape(-1, 4),
         label_ids=label_ids,
-        labels=[iseg.COCO_CATEGORIES[i] for i in label_ids],
-        scores=_numpy(scores),
+        labels=[COCO_CATEGORIES[i] for i in label_ids],
+        scores=runtime.to_numpy(scores),
         masks=masks.cpu().numpy(),
-        proposals=_numpy(prior_boxes).reshape(-1, 4),
+        proposals=runtime.to_numpy(prior_boxes).reshape(-1, 4),
         working_size=(config.input_size, config.input_size),
     )
-    return YolactResult(instances, _numpy(prototypes), _numpy(coefficients).reshape(-1, prototypes.shape[0]),
-                        _numpy(boxes).reshape(-1, 4), class_idx.cpu().numpy().astype(np.int64), mask_threshold)
+    return YolactResult(instances, runtime.to_numpy(prototypes),
+                        runtime.to_numpy(coefficients).reshape(-1, prototypes.shape[0]),
+                        runtime.to_numpy(boxes).reshape(-1, 4), class_idx.cpu().numpy().astype(np.int64),
+                        mask_threshold)
 
 
 def assembly_steps(result: YolactResult, index: int) -> AssemblySteps:
@@ -416,165 +389,3 @@ def assembly_steps(result: YolactResult, index: int) -> AssemblySteps:
     return AssemblySteps(index, coefficients.numpy(), np.argsort(-np.abs(coefficients.numpy()), kind="stable"),
                          weighted.numpy(), linear.numpy(), sigmoid.numpy(), cropped[0].numpy(), tuple(window),
                          mask.numpy())
-
-
-def _check_rgb(rgb: np.ndarray) -> None:
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().float().cpu().numpy().astype(np.float32)
-
-
-# --- drawing the prototype view ------------------------------------------------------------------------------------
-
-_TILE = 112  # px a side of each prototype tile
-_POSITIVE, _NEGATIVE = np.array([214, 39, 40]), np.array([31, 119, 180])  # red for +, blue for -, white at 0
-
-
-def signed_colors(values: np.ndarray, scale: float | None = None) -> np.ndarray:
-    """A signed map as RGB: white at 0, red for positive, blue for negative, full colour at +-scale."""
-    scale = float(np.abs(values).max()) if scale is None else scale
-    t = np.clip(values / scale, -1, 1)[..., None] if scale > 0 else np.zeros(values.shape + (1,))
-    color = np.where(t >= 0, _POSITIVE, _NEGATIVE)
-    return np.round(255 - np.abs(t) * (255 - color)).astype(np.uint8)
-
-
-def _tile(rgb: np.ndarray, side: int = _TILE, nearest: bool = False) -> np.ndarray:
-    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA
-    return cv2.resize(rgb, (side, side), interpolation=interpolation)
-
-
-def _captioned(tile: np.ndarray, text: str) -> np.ndarray:
-    band = np.full((18, tile.shape[1], 3), 255, np.uint8)
-    band = draw_masks.texts(band, [(tile.shape[1] // 2, 9, text)], size=12)
-    return np.concatenate([band, tile])
-
-
-def _stack(rows: list[np.ndarray], gap: int = 6) -> np.ndarray:
-    width = max(row.shape[1] for row in rows)
-    padded = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
-    return np.concatenate(padded)[:-gap]
-
-
-def prototype_grid(prototypes: np.ndarray, coefficients: np.ndarray | None = None, columns: int = 8,
-                   side: int = _TILE) -> np.ndarray:
-    """All K prototypes as tiles (each scaled to its own maximum, inferno), captioned with its index and, given a
-    detection's coefficients, the weight that detection gives it."""
-    tiles = []
-    for k, proto in enumerate(prototypes):
-        peak = float(proto.max())
-        tile = _tile(draw.colorize(proto / peak if peak > 0 else proto), side)
-        caption = f"#{k + 1}" if coefficients is None else f"#{k + 1}  {coefficients[k]:+.2f}"
-        tiles.append(_captioned(tile, caption))
-    rows = [draw.tile_row(tiles[i:i + columns], gap=4) for i in range(0, len(tiles), columns)]
-    return _stack(rows, gap=4)
-
-
-def assembly_view(rgb: np.ndarray, result: YolactResult, index: int, shown: int = 8, side: int = _TILE) -> np.ndarray:
-    """Detection `index`'s mask assembled step by step: the `shown` most heavily weighted prototypes times their
-    coefficients (one shared red/blue scale), then the sum of all K, its sigmoid, the crop to the box, and the
-    thresholded mask at image size."""
-    steps = assembly_steps(result, index)
-    scale = float(np.abs(steps.weighted).max()) or 1.0
-    first = [_captioned(_tile(signed_colors(steps.weighted[k], scale), side),
-                        f"{steps.coefficients[k]:+.2f} x #{k + 1}") for k in steps.order[:shown]]
-    h, w = steps.linear.shape
-    x1, y1, x2, y2 = steps.window
-    window = np.array([[x1, y1, x2, y2]], np.float32) * side / np.array([w, h, w, h], np.float32)
-    cropped = draw.boxes(_tile(draw.colorize(steps.cropped), side, nearest=True), window, color="#00e5ff", width=1)
-    box = result.instances.boxes[index]
-    mask_view = draw_masks.overlay_masks(rgb, steps.mask[None], [draw_masks.color(index)], 0.6)
-    mask_view = draw.boxes(mask_view, box[None], color=draw_masks.hex_color(draw_masks.color(index)))
-    scale_to = side * 2 / max(mask_view.shape[:2])
-    mask_view = cv2.resize(mask_view, (max(1, round(mask_view.shape[1] * scale_to)),
-                                       max(1, round(mask_view.shape[0] * scale_to))), interpolation=cv2.INTER_AREA)
-    second = [_captioned(_tile(signed_colors(steps.linear), side), f"sum of all {len(steps.coefficients)}"),
-              _captioned(_tile(draw.colorize(steps.sigmoid), side, nearest=True), "sigmoid"),
-              _captioned(cropped, "crop to the box"),
-              _captioned(mask_view, f"> {result.mask_threshold:g} at image size")]
-    return _stack([draw.tile_row(first, gap=4), draw.tile_row(second, gap=4)])
-
-
-def coefficient_chart(coefficients: np.ndarray, bar: int = 18, height: int = 150) -> np.ndarray:
-    """The K coefficients of one detection as a bar chart (red up for positive, blue down for negative)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    count = len(coefficients)
-    margin, label = 8, 16
-    image = Image.new("RGB", (2 * margin + count * bar, height + label), (255, 255, 255))
-    canvas = ImageDraw.Draw(image)
-    font = ImageFont.truetype(draw_masks.FONT, 10) if draw_masks.FONT else ImageFont.load_default()
-    middle, reach = height // 2, height // 2 - margin  # coefficients are tanh outputs, in [-1, 1]
-    canvas.line((margin, middle, margin + count * bar, middle), fill=(120, 120, 120))
-    for k, value in enumerate(np.clip(coefficients, -1, 1)):
-        x0 = margin + k * bar + 2
-        top = middle - round(float(value) * reach)
-        color = tuple(int(c) for c in (_POSITIVE if value >= 0 else _NEGATIVE))
-        canvas.rectangle((x0, min(top, middle), x0 + bar - 4, max(top, middle)), fill=color)
-        if (k + 1) % 4 == 0 or k == 0:
-            canvas.text((x0, height + 2), str(k + 1), fill=(60, 60, 60), font=font)
-    return np.asarray(image)
-
-
-def _message_image(text: str, width: int = 480, height: int = 120) -> np.ndarray:
-    return draw_masks.texts(np.full((height, width, 3), 255, np.uint8), [(width // 2, height // 2, text)], size=16)
-
-
-# --- the instance tab's YOLACT branch ------------------------------------------------------------------------------
-
-
-def default_options() -> dict:
-    """The instance tab's options (its Task) plus YOLACT's own, at their defaults."""
-    values = {option.name: option.default for option in iseg.TASK.options}
-    values.update({option.name: option.default for option in OPTIONS})
-    return values
-
-
-def run(loaded: LoadedImage, model: str = DEFAULT_MODEL, checkpoint: str | None = None, progress=None,
-        **options) -> TaskOutput:
-    """The instance tab's pipeline for a YOLACT model: the same overlay, label image and instance table as Mask R-CNN,
-    the prior boxes in place of RPN proposals, and the prototype view (prototype grid, the chosen detection's
-    coefficients as a chart, its mask assembled step by step). Mask R-CNN-only options (working_size, proposals,
-    rpn_top_n) are accepted and ignored: YOLACT always works at 550 x 550."""
-    options = {**default_options(), **options}
-    allowed = iseg.expand_classes(options["classes"])
-    device = runtime.device()
-    with runtime.stopwatch(device) as load_time:
-        net = load(model, device, checkpoint, progress)
-    with runtime.stopwatch(device) as model_time:
-        result = predict(net, loaded.rgb, options["score_threshold"], allowed, options["mask_threshold"])
-    found = result.instances
-    chosen = min(max(int(options["detection"]), 1), len(found)) - 1 if len(found) else None
-    with runtime.stopwatch() as draw_time:
-        coefficients = result.coefficients[chosen] if chosen is not None else None
-        images = {
-            "overlay": iseg.overlay(loaded.rgb, found, options["opacity"], options["show_boxes"],
-                                    options["show_labels"]),
-            "proposals": iseg.proposals_view(loaded.rgb, found),  # each detection's prior box
-            "labels": iseg.label_image(found),
-            "prototypes": prototype_grid(result.prototypes, coefficients),
-            "assembly": (assembly_view(loaded.rgb, result, chosen) if chosen is not None
-                         else _message_image("Nothing detected: no mask to assemble")),
-            "coefficients": (coefficient_chart(coefficients) if coefficients is not None
-                             else _message_image("Nothing detected: no coefficients")),
-        }
-    w, h = loaded.size
-    record = {
-        "task": TASK_ID, "model": model, "checkpoint": checkpoint or MODELS[model].checkpoint,
-        "device": runtime.describe(device), "input_size": list(loaded.original_size), "size": [w, h],
-        "working_size": list(found.working_size), "classes": sorted(allowed) if allowed else "all",
-        "instances": iseg.instance_table(found), "instance_count": len(found),
-        "label_image": f"{images['labels'].dtype} ids: 0 = background, n = row n of instances", "notes": loaded.notes,
-        "prototypes": {"count": int(result.prototypes.shape[0]), "size": list(result.prototypes.shape[1:])},
-        "coefficients": [[round(float(v), 4) for v in row] for row in result.coefficients],
-        "detection": None if chosen is None else chosen + 1,
-        "ms": {"load": round(load_time["ms"], 1), "model": round(model_time["ms"], 1),
-               "draw": round(draw_time["ms"], 1)},
-    }
-    found_text = f"{len(found)} instance{'s' if len(found) != 1 else ''}" if len(found) else "nothing found"
-    size = net.config.input_size
-    summary = (f"{model} on {record['device']}: {found_text} in {w}x{h} (network at {size}x{size}, "
-               f"{result.prototypes.shape[0]} prototypes), {model_time['ms']:.0f} ms")
-    return TaskOutput(images, record, summary)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from conftest import drawn_scene
-from models import draw_masks, images, instance_segmentation as iseg, runtime, weights
+from models import draw, images, instances, maskrcnn, runtime, weights
+from models.tabs import instance
 
 FAST = {"working_size": 320, "rpn_top_n": 50}  # small and few proposals: seconds on two shared CPU cores
 
@@ -20,26 +21,26 @@ FAST = {"working_size": 320, "rpn_top_n": 50}  # small and few proposals: second
 @pytest.fixture(scope="module")
 def maskrcnn_v2():
     torch.manual_seed(0)
-    return iseg._ready(iseg.build("maskrcnn-r50-fpn-v2"), torch.device("cpu"))
+    return runtime.prepare(maskrcnn.build("maskrcnn-r50-fpn-v2"), torch.device("cpu"))
 
 
-def _instances(scores, labels, masks, boxes=None) -> iseg.Instances:
+def _instances(scores, labels, masks, boxes=None) -> instances.Instances:
     masks = np.asarray(masks, bool)
-    ids = np.array([iseg.COCO_CATEGORIES.index(label) for label in labels], np.int64)
+    ids = np.array([instances.COCO_CATEGORIES.index(label) for label in labels], np.int64)
     if boxes is None:
         boxes = np.array([[0, 0, masks.shape[2], masks.shape[1]]] * len(labels), np.float32).reshape(-1, 4)
-    return iseg.Instances(np.asarray(boxes, np.float32), ids, list(labels), np.asarray(scores, np.float32), masks,
+    return instances.Instances(np.asarray(boxes, np.float32), ids, list(labels), np.asarray(scores, np.float32), masks,
                           np.zeros((0, 4), np.float32))
 
 
 def test_coco_categories_are_torchvisions():
     from torchvision.models.detection import MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights
 
-    assert iseg.COCO_CATEGORIES == tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
-    assert iseg.COCO_CATEGORIES == tuple(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
-    assert len(iseg.COCO_CATEGORIES) == 91 and len(iseg.CLASS_NAMES) == 80
-    for group in iseg.CLASS_GROUPS.values():
-        assert set(group) <= set(iseg.CLASS_NAMES)
+    assert instances.COCO_CATEGORIES == tuple(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+    assert instances.COCO_CATEGORIES == tuple(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
+    assert len(instances.COCO_CATEGORIES) == 91 and len(instances.CLASS_NAMES) == 80
+    for group in instances.CLASS_GROUPS.values():
+        assert set(group) <= set(instances.CLASS_NAMES)
 
 
 def test_checkpoints_are_torchvisions_files():
@@ -58,54 +59,55 @@ def test_v1_has_torchvisions_trained_layout_and_eps_fix():
     from torchvision.ops.misc import FrozenBatchNorm2d
 
     reference = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
-    net = iseg.build("maskrcnn-r50-fpn")
+    net = maskrcnn.build("maskrcnn-r50-fpn")
     ours = net.state_dict()
     # Same tensors as torchvision's builder; FrozenBatchNorm2d only lacks BatchNorm's step counters.
     assert set(reference) - set(ours) == {key for key in reference if key.endswith("num_batches_tracked")}
     assert set(ours) <= set(reference) and all(ours[key].shape == reference[key].shape for key in ours)
     frozen = [m for m in net.modules() if isinstance(m, FrozenBatchNorm2d)]
     assert len(frozen) == 53 and all(m.eps == 1e-5 for m in frozen)
-    loaded = iseg.from_state("maskrcnn-r50-fpn", ours)  # the official v1 weights run with eps 0, as torchvision does
+    # The official v1 weights run with eps 0, as torchvision does.
+    loaded = maskrcnn.from_state("maskrcnn-r50-fpn", ours)
     assert all(m.eps == 0.0 for m in loaded.modules() if isinstance(m, FrozenBatchNorm2d))
-    own = iseg.from_state("maskrcnn-r50-fpn", ours, official=False)  # a user's checkpoint keeps the current default
+    own = maskrcnn.from_state("maskrcnn-r50-fpn", ours, official=False)  # a user's checkpoint keeps the current default
     assert all(m.eps == 1e-5 for m in own.modules() if isinstance(m, FrozenBatchNorm2d))
     with pytest.raises(weights.WeightsError, match="does not fit"):
-        iseg.from_state("maskrcnn-r50-fpn-v2", ours)
+        maskrcnn.from_state("maskrcnn-r50-fpn-v2", ours)
 
 
 def test_v2_predicts_on_a_drawn_image(maskrcnn_v2):
     scene = drawn_scene(96, 128)
-    found = iseg.predict(maskrcnn_v2, scene, score_threshold=0.05, mask_threshold=0.5, top_proposals=30, **FAST)
+    found = maskrcnn.predict(maskrcnn_v2, scene, score_threshold=0.05, mask_threshold=0.5, top_proposals=30, **FAST)
     n = len(found)
     assert found.boxes.shape == (n, 4) and found.boxes.dtype == np.float32
     assert found.masks.shape == (n, 96, 128) and found.masks.dtype == bool
     assert found.scores.dtype == np.float32 and np.all(found.scores > 0.05)
     assert np.all(np.diff(found.scores) <= 0)  # best first
-    assert all(label in iseg.COCO_CATEGORIES[1:] for label in found.labels)  # random weights may pick "N/A" ids
-    assert [iseg.COCO_CATEGORIES[i] for i in found.label_ids] == found.labels
+    assert all(label in instances.COCO_CATEGORIES[1:] for label in found.labels)  # random weights may pick "N/A" ids
+    assert [instances.COCO_CATEGORIES[i] for i in found.label_ids] == found.labels
     assert found.working_size == (320, 240)  # 128 x 96 scaled so the longest side is 320
     assert 0 < len(found.proposals) <= 30 and found.proposals.shape[1] == 4
     assert found.proposals.min() >= -0.01 and found.proposals[:, [0, 2]].max() <= 128.01
     assert found.proposals[:, [1, 3]].max() <= 96.01  # proposals are mapped back to input pixels
     # The filter applied to the same detections keeps exactly the named classes.
-    named = [label for label in found.labels if label in iseg.CLASS_NAMES]
+    named = [label for label in found.labels if label in instances.CLASS_NAMES]
     if named:
         label = named[-1]
-        kept = iseg.select(found, 0.05, [label])
+        kept = instances.select(found, 0.05, [label])
         assert set(kept.labels) == {label} and len(kept) == found.labels.count(label)
 
 
 def test_v2_score_threshold_one_keeps_nothing(maskrcnn_v2):
-    found = iseg.predict(maskrcnn_v2, drawn_scene(96, 128), score_threshold=1.0, **FAST)
+    found = maskrcnn.predict(maskrcnn_v2, drawn_scene(96, 128), score_threshold=1.0, **FAST)
     assert len(found) == 0 and found.masks.shape == (0, 96, 128) and found.boxes.shape == (0, 4)
-    assert iseg.label_image(found).shape == (96, 128) and not iseg.label_image(found).any()
+    assert instances.label_image(found).shape == (96, 128) and not instances.label_image(found).any()
 
 
 def test_v1_predicts_on_a_drawn_image():
     torch.manual_seed(0)
-    net = iseg._ready(iseg.from_state("maskrcnn-r50-fpn", iseg.build("maskrcnn-r50-fpn").state_dict()),
+    net = runtime.prepare(maskrcnn.from_state("maskrcnn-r50-fpn", maskrcnn.build("maskrcnn-r50-fpn").state_dict()),
                       torch.device("cpu"))
-    found = iseg.predict(net, drawn_scene(64, 80), score_threshold=0.05, **FAST)
+    found = maskrcnn.predict(net, drawn_scene(64, 80), score_threshold=0.05, **FAST)
     assert found.masks.shape == (len(found), 64, 80) and found.boxes.shape == (len(found), 4)
     assert found.working_size == (300, 240)  # short side 240 (3/4 of 320) wins
 
@@ -113,16 +115,16 @@ def test_v1_predicts_on_a_drawn_image():
 def test_select_applies_threshold_and_classes():
     masks = np.zeros((5, 4, 4), bool)
     found = _instances([0.6, 0.95, 0.3, 1.0, 0.8], ["dog", "person", "car", "cat", "truck"], masks)
-    assert iseg.select(found, 0.5).labels == ["cat", "person", "truck", "dog"]  # above 0.5, best first
-    assert iseg.select(found, 1.0).labels == []  # even a perfect 1.0 is not above 1.0
-    assert iseg.select(found, 0.0, ["people"]).labels == ["person"]
-    assert iseg.select(found, 0.0, "vehicles").labels == ["truck", "car"]
-    assert iseg.select(found, 0.5, "animals, person").labels == ["cat", "person", "dog"]
-    assert iseg.select(found, 0.0, "").labels == iseg.select(found, 0.0, None).labels  # empty: every class
-    kept = iseg.select(found, 0.7)
+    assert instances.select(found, 0.5).labels == ["cat", "person", "truck", "dog"]  # above 0.5, best first
+    assert instances.select(found, 1.0).labels == []  # even a perfect 1.0 is not above 1.0
+    assert instances.select(found, 0.0, ["people"]).labels == ["person"]
+    assert instances.select(found, 0.0, "vehicles").labels == ["truck", "car"]
+    assert instances.select(found, 0.5, "animals, person").labels == ["cat", "person", "dog"]
+    assert instances.select(found, 0.0, "").labels == instances.select(found, 0.0, None).labels  # empty: every class
+    kept = instances.select(found, 0.7)
     assert kept.masks.shape == (3, 4, 4) and kept.boxes.shape == (3, 4) and list(kept.label_ids) == [17, 1, 8]
     with pytest.raises(ValueError, match="unknown class 'unicorn'"):
-        iseg.select(found, 0.0, "dog,unicorn")
+        instances.select(found, 0.0, "dog,unicorn")
 
 
 def test_overlay_paints_exactly_the_mask_pixels():
@@ -133,18 +135,18 @@ def test_overlay_paints_exactly_the_mask_pixels():
     masks[1, 10:18, 12:28] = True
     masks[1, 5:8, 8:12] = True  # overlaps instance 0 (the better one) on rows 5-7, columns 8-9
     found = _instances([0.9, 0.7], ["person", "dog"], masks)
-    colors = iseg.instance_colors(2)
-    drawn = iseg.overlay(rgb, found, opacity=1.0, show_boxes=False)
+    colors = instances.instance_colors(2)
+    drawn = instances.overlay(rgb, found, opacity=1.0, show_boxes=False)
     assert np.all(drawn[masks[0]] == colors[0])  # the best instance is on top where they overlap
     only_second = masks[1] & ~masks[0]
     assert np.all(drawn[only_second] == colors[1])
     untouched = ~(masks[0] | masks[1])
     assert np.array_equal(drawn[untouched], rgb[untouched])
-    half = iseg.overlay(rgb, found, opacity=0.5, show_boxes=False)
+    half = instances.overlay(rgb, found, opacity=0.5, show_boxes=False)
     expected = (rgb[only_second].astype(float) + np.array(colors[1])) / 2
     assert np.abs(half[only_second] - expected).max() <= 1.0
     assert np.array_equal(half[untouched], rgb[untouched])
-    boxed = iseg.overlay(rgb, found, opacity=1.0, show_boxes=True, show_labels=False)
+    boxed = instances.overlay(rgb, found, opacity=1.0, show_boxes=True, show_labels=False)
     assert boxed.shape == rgb.shape and not np.array_equal(boxed, drawn)
 
 
@@ -154,32 +156,32 @@ def test_label_image_holds_instance_ids():
     masks[1, 5:9, 6:12] = True
     masks[2, 2:5, 2:6] = True  # overlaps instance 1 (the best) on rows 2-3, columns 2-3
     found = _instances([0.9, 0.8, 0.5], ["person", "car", "dog"], masks)
-    labels = iseg.label_image(found)
+    labels = instances.label_image(found)
     assert labels.dtype == np.uint8 and labels.shape == (10, 12)
     assert np.all(labels[masks[0]] == 1) and np.all(labels[masks[1]] == 2)
     assert np.all(labels[masks[2] & ~masks[0]] == 3)
     assert np.all(labels[~masks.any(axis=0)] == 0)
-    table = iseg.instance_table(found)
+    table = instances.instance_table(found)
     assert [row["id"] for row in table] == [1, 2, 3] and [row["mask_area_px"] for row in table] == [16, 24, 12]
     assert table[1] == {"id": 2, "label": "car", "score": 0.8, "box": [0.0, 0.0, 12.0, 10.0], "mask_area_px": 24,
-                        "color": draw_masks.hex_color(draw_masks.color(1))}
+                        "color": draw.hex_color(draw.color(1))}
     many = np.zeros((300, 2, 2), bool)
     many[299, 1, 1] = True
-    wide = draw_masks.label_image(many)
+    wide = draw.label_image(many)
     assert wide.dtype == np.uint16 and wide[1, 1] == 300
 
 
 def test_instance_pipeline_with_random_weights(maskrcnn_v2, monkeypatch):
-    monkeypatch.setattr(iseg, "load", lambda *args, **kwargs: maskrcnn_v2)
+    monkeypatch.setattr(maskrcnn, "load", lambda *args, **kwargs: maskrcnn_v2)
     scene = images.load(drawn_scene(96, 128))
-    options = iseg.TASK.parse_options(["score_threshold=0.05", "classes=people,animals", "proposals=20",
+    options = instance.TASK.parse_options(["score_threshold=0.05", "classes=people,animals", "proposals=20",
                                        "working_size=320", "rpn_top_n=50"])
-    out = iseg.TASK.run(scene, **options)
+    out = instance.TASK.run(scene, **options)
     assert out.images["overlay"].shape == out.images["proposals"].shape == (96, 128, 3)
     assert out.images["labels"].shape == (96, 128) and out.images["labels"].dtype == np.uint8
     record = json.loads(json.dumps(out.record))
     assert record["instance_count"] == len(record["instances"]) == int(out.images["labels"].max())
-    allowed = set(iseg.CLASS_GROUPS["people"] + iseg.CLASS_GROUPS["animals"])
+    allowed = set(instances.CLASS_GROUPS["people"] + instances.CLASS_GROUPS["animals"])
     assert all(row["label"] in allowed and row["score"] > 0.05 for row in record["instances"])
     assert record["working_size"] == [320, 240] and record["proposals_shown"] == 20
     assert record["classes"] == sorted(allowed)
@@ -187,14 +189,14 @@ def test_instance_pipeline_with_random_weights(maskrcnn_v2, monkeypatch):
 
 def test_instance_offline_names_the_missing_checkpoint():
     with pytest.raises(weights.MissingWeightsError, match="python app.py download maskrcnn-r50-fpn-v2"):
-        iseg.TASK.run(images.load(drawn_scene()), model="maskrcnn-r50-fpn-v2")
+        instance.TASK.run(images.load(drawn_scene()), model="maskrcnn-r50-fpn-v2")
 
 
 def test_instance_options_parse():
-    options = iseg.TASK.parse_options(["classes=people,dog", "opacity=0.3", "show_boxes=no"])
+    options = instance.TASK.parse_options(["classes=people,dog", "opacity=0.3", "show_boxes=no"])
     assert options["classes"] == "people,dog" and options["opacity"] == 0.3 and options["show_boxes"] is False
-    assert iseg.expand_classes(options["classes"]) == {"person", "dog"}
-    assert iseg.working_sizes(800) == (600, 800) and iseg.working_sizes(1333) == (800, 1333)
+    assert instances.expand_classes(options["classes"]) == {"person", "dog"}
+    assert maskrcnn.working_sizes(800) == (600, 800) and maskrcnn.working_sizes(1333) == (800, 1333)
 
 
 
@@ -203,7 +205,7 @@ def seeded_maskrcnn(monkeypatch, maskrcnn_v2):
     """The app's model cache holding a random Mask R-CNN v2 under its official key."""
     cache = runtime.ModelCache()
     monkeypatch.setattr(runtime, "MODELS", cache)
-    cache.get(iseg.cache_key("maskrcnn-r50-fpn-v2", runtime.device()), lambda: maskrcnn_v2)
+    cache.get(maskrcnn.cache_key("maskrcnn-r50-fpn-v2", runtime.device()), lambda: maskrcnn_v2)
     return cache
 
 

@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from conftest import drawn_scene
-from models import centernet, cornernet, keypoint_detection as kd, runtime, weights
+from models import (centernet, centernet_arch, centernet_views, cornernet, cornernet_arch, cornernet_views, detections,
+                    mmdet, peaks, runtime, weights)
 from models.images import LoadedImage
+from models.tabs import keypoint_detectors as tab
 
 DATA = Path(__file__).parent / "data"
 CPU = torch.device("cpu")
@@ -29,7 +31,7 @@ def reference(name: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def hourglass() -> cornernet.CornerNet:
+def hourglass() -> cornernet_arch.CornerNet:
     """One Hourglass-104 with random weights for the whole module (~200M parameters, ~2 s to build)."""
     torch.manual_seed(0)
     return cornernet.build().eval().requires_grad_(False)
@@ -39,7 +41,7 @@ def save_mmdet_checkpoint(state: dict, path: Path, meta: dict | None = None) -> 
     """A file as mmdetection v2 publishes them: {"meta", "state_dict"}, PyTorch's legacy (non-zip) format."""
     meta = meta if meta is not None else {
         "mmdet_version": "2.14.0", "mmcv_version": "1.3.8", "config": "model = dict(type='CenterNet')",
-        "CLASSES": kd.COCO_CLASSES, "epoch": 28, "iter": 123456, "time": "Mon Jul  5 09:36:30 2021",
+        "CLASSES": detections.COCO_CLASSES, "epoch": 28, "iter": 123456, "time": "Mon Jul  5 09:36:30 2021",
         "hook_msgs": {"last_ckpt": "work_dirs/epoch_28.pth"}}
     torch.save({"meta": meta, "state_dict": state}, path, _use_new_zipfile_serialization=False)
     return path
@@ -103,14 +105,14 @@ def test_corner_pooling_equals_a_brute_force_loop(direction):
     generator = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, 5, 7, generator=generator)
     x[0, 0] = torch.randint(0, 3, (5, 7), generator=generator).float()  # ties
-    assert torch.equal(cornernet.corner_pool(x, direction), brute_corner_pool(x, direction))
-    assert torch.equal(cornernet.CornerPool(direction)(x), brute_corner_pool(x, direction))
+    assert torch.equal(cornernet_arch.corner_pool(x, direction), brute_corner_pool(x, direction))
+    assert torch.equal(cornernet_arch.CornerPool(direction)(x), brute_corner_pool(x, direction))
 
 
 def test_top_left_pooling_lets_a_corner_see_the_object_below_and_right():
     x = torch.zeros(1, 1, 6, 6)
     x[0, 0, 4, 3] = 1.0  # an object part below-right of (1, 1)
-    top_left = cornernet.corner_pool(x, "top") + cornernet.corner_pool(x, "left")
+    top_left = cornernet_arch.corner_pool(x, "top") + cornernet_arch.corner_pool(x, "left")
     assert top_left[0, 0, 1, 3] == 1 and top_left[0, 0, 4, 1] == 1  # same column above it / same row left of it
     assert top_left[0, 0, 5, 3] == 0 and top_left[0, 0, 4, 4] == 0  # below or right of it: nothing to see
 
@@ -135,7 +137,7 @@ def mmcv_bilinear(image: np.ndarray, y: float, x: float) -> float:
 
 def test_dcnv2_layer_matches_mmcv_modulated_deform_conv_semantics():
     torch.manual_seed(5)
-    layer = centernet.ModulatedDeformConv(2, 3)
+    layer = centernet_arch.ModulatedDeformConv(2, 3)
     torch.nn.init.normal_(layer.conv_offset.weight, std=0.3)  # non-zero offsets and masks
     torch.nn.init.normal_(layer.conv_offset.bias, std=0.5)
     x = torch.randn(1, 2, 5, 6)
@@ -163,10 +165,10 @@ def test_dcnv2_layer_matches_mmcv_modulated_deform_conv_semantics():
 
 def test_centernet_input_is_padded_centrally_to_size_or_31_plus_1_and_normalised():
     rgb = np.full((100, 150, 3), 200, np.uint8)
-    x, geometry = kd.preprocess(rgb, centernet.PAD)
+    x, geometry = mmdet.preprocess(rgb, centernet.PAD)
     assert geometry.input_size == (160, 128) and tuple(x.shape) == (1, 3, 128, 160)
     assert geometry.border == (14, 114, 5, 155)  # top, bottom, left, right: the image centre at the canvas centre
-    mean, std = torch.tensor(kd.MEAN_RGB), torch.tensor(kd.STD_RGB)
+    mean, std = torch.tensor(mmdet.MEAN_RGB), torch.tensor(mmdet.STD_RGB)
     torch.testing.assert_close(x[0, :, 0, 0], -mean / std)  # padding is black before normalisation
     torch.testing.assert_close(x[0, :, 14, 5], (200 - mean) / std)
     torch.testing.assert_close(x[0, :, 13, 5], -mean / std)
@@ -174,27 +176,27 @@ def test_centernet_input_is_padded_centrally_to_size_or_31_plus_1_and_normalised
 
 @pytest.mark.parametrize("size, expected", [(96, 127), (127, 127), (128, 255), (480, 511), (511, 511)])
 def test_cornernet_pads_to_size_or_127(size, expected):
-    assert kd.padded_size(size, *cornernet.PAD) == expected
+    assert mmdet.padded_size(size, *cornernet.PAD) == expected
 
 
 def test_a_511_pixel_side_loses_one_pixel_as_in_mmdetection():
     image = np.arange(511, dtype=np.float32).reshape(1, 511, 1).repeat(3, axis=0)
-    canvas, border = kd.center_pad(image, 3, 511)
+    canvas, border = mmdet.center_pad(image, 3, 511)
     assert border[2:] == (0, 510) and canvas[0, -1, 0] == 0 and canvas[0, 509, 0] == 509
 
 
 def test_working_size_only_shrinks():
-    assert kd.working_size(300, 200, 150) == (150, 100)
-    assert kd.working_size(300, 200, 600) == (300, 200)
-    assert kd.working_size(300, 200, None) == (300, 200)
+    assert mmdet.working_size(300, 200, 150) == (150, 100)
+    assert mmdet.working_size(300, 200, 600) == (300, 200)
+    assert mmdet.working_size(300, 200, None) == (300, 200)
 
 
 # --- decoding on hand-made heads -----------------------------------------------------------------------------------
 
 
-def centernet_geometry() -> kd.Geometry:
+def centernet_geometry() -> mmdet.Geometry:
     """A 300 x 200 photo at working size 150: scale 0.5, input 160 x 128, border top 14 / left 5, heatmaps 40 x 32."""
-    _, geometry = kd.preprocess(np.zeros((200, 300, 3), np.uint8), centernet.PAD, 150)
+    _, geometry = mmdet.preprocess(np.zeros((200, 300, 3), np.uint8), centernet.PAD, 150)
     assert geometry.scale == (0.5, 0.5) and geometry.border[0] == 14 and geometry.border[2] == 5
     return replace(geometry, feature_size=(40, 32))
 
@@ -229,7 +231,7 @@ def corner_heads() -> dict:
     return heads
 
 
-CORNER_GEOMETRY = kd.Geometry((256, 128), (256, 128), (256, 128), (8.0, 120.0, 4.0, 252.0), (64, 32))  # ratio 4
+CORNER_GEOMETRY = mmdet.Geometry((256, 128), (256, 128), (256, 128), (8.0, 120.0, 4.0, 252.0), (64, 32))  # ratio 4
 
 
 def test_corners_with_matching_embeddings_pair_and_the_others_do_not():
@@ -312,7 +314,7 @@ def test_soft_nms_equals_mmcv_soft_nms_transcribed(method):
     corners = rng.uniform(0, 60, (40, 2))
     boxes = np.concatenate([corners, corners + rng.uniform(5, 30, (40, 2))], axis=1).astype(np.float32)
     scores = rng.uniform(0.01, 1, 40).astype(np.float32)
-    kept, kept_scores = kd.soft_nms(boxes, scores, method=method, iou_threshold=0.3)
+    kept, kept_scores = peaks.soft_nms(boxes, scores, method=method, iou_threshold=0.3)
     expected, expected_scores = brute_soft_nms(boxes, scores, method)
     assert kept.tolist() == expected
     np.testing.assert_allclose(kept_scores, expected_scores, rtol=1e-5)
@@ -333,9 +335,9 @@ def test_gaussian_soft_nms_lowers_the_overlapping_box_by_exp_minus_iou_squared_o
 def test_checkpoints_are_catalogued_with_the_official_urls():
     for name in ("centernet-r18", "centernet-r18-dcn", "cornernet-hg104"):
         checkpoint = weights.get(name)
-        assert checkpoint.url.startswith(kd.MMDET_DOWNLOADS) and checkpoint.url.endswith(checkpoint.filename)
-        assert checkpoint.task == kd.TASK_ID and checkpoint.sha256 is None  # none published: first hash recorded
-    assert kd.TASK.models == tuple(kd.MODEL_MODULES)
+        assert checkpoint.url.startswith(mmdet.MMDET_DOWNLOADS) and checkpoint.url.endswith(checkpoint.filename)
+        assert checkpoint.task == tab.TASK_ID and checkpoint.sha256 is None  # none published: first hash recorded
+    assert tab.TASK.models == tuple(tab.FAMILIES)
 
 
 def test_official_weights_missing_offline_says_what_to_download():
@@ -347,7 +349,7 @@ def test_a_download_whose_hash_does_not_start_with_the_file_name_prefix_is_refus
     monkeypatch.setenv("CVPG_HOME", str(tmp_path))
     (tmp_path / centernet.CHECKPOINTS["centernet-r18"].filename).write_bytes(b"not the checkpoint")
     with pytest.raises(weights.ChecksumError, match="bb5b3bf7"):
-        kd.fetch_checkpoint("centernet-r18")
+        mmdet.fetch("centernet-r18")
 
 
 def test_an_mmdetection_format_file_loads_with_weights_only(tmp_path):
@@ -363,7 +365,7 @@ def test_an_mmdetection_format_file_loads_with_weights_only(tmp_path):
 def test_a_meta_that_weights_only_refuses_is_explained(tmp_path):
     path = save_mmdet_checkpoint({"w": torch.zeros(1)}, tmp_path / "odd.pth", meta={"seed": np.int64(3)})
     with pytest.raises(weights.WeightsError, match="meta") as refused:
-        kd.read_mmdet_checkpoint(path)
+        mmdet.read_mmdet_checkpoint(path)
     assert "numpy" in str(refused.value) and "state_dict" in str(refused.value)
 
 
@@ -378,7 +380,7 @@ def test_the_dcn_conversion_moves_legacy_offset_keys_inside_the_layer():
 # --- random-weight runs on drawn images --------------------------------------------------------------------------
 
 
-def assert_well_formed(found: kd.Detections, width: int, height: int) -> None:
+def assert_well_formed(found: detections.Detections, width: int, height: int) -> None:
     n = len(found)
     assert found.boxes.shape == (n, 4) and found.scores.shape == (n,) and found.label_ids.shape == (n,)
     assert np.isfinite(found.boxes).all() and ((found.scores >= 0) & (found.scores <= 1)).all()
@@ -395,9 +397,9 @@ def loaded_scene(height: int = 96, width: int = 128) -> LoadedImage:
 def test_centernet_pipeline_on_a_drawn_image_with_random_weights(tmp_path):
     torch.manual_seed(2)
     path = save_mmdet_checkpoint(centernet.build("centernet-r18").state_dict(), tmp_path / "random_centernet.pth")
-    output = kd.TASK.run(loaded_scene(), model="centernet-r18", checkpoint=str(path), score_threshold=0.0,
-                         working_size=128)
-    assert [key for key, _ in kd.views("centernet-r18")] == list(output.images)
+    output = tab.TASK.run(loaded_scene(), model="centernet-r18", checkpoint=str(path), score_threshold=0.0,
+                          working_size=128)
+    assert [key for key, _ in tab.views("centernet-r18")] == list(output.images)
     assert all(image.shape == (96, 128, 3) and image.dtype == np.uint8 for image in output.images.values())
     record = output.record
     assert record["network_input"] == [160, 128] and record["heatmap_size"] == [40, 32]
@@ -407,7 +409,7 @@ def test_centernet_pipeline_on_a_drawn_image_with_random_weights(tmp_path):
     found = centernet.predict(centernet.load("centernet-r18", CPU, str(path)), drawn_scene(), 0.0, None, 64)
     assert_well_formed(found, 128, 96)
     assert found.geometry.working_size == (64, 48) and found.heatmaps["center"].shape == (80, 16, 24)
-    only = kd.select(found, 0.0, "person")
+    only = detections.select(found, 0.0, "person")
     assert set(only.labels) <= {"person"} and len(only.centers) == len(only)
 
 
@@ -421,11 +423,11 @@ def test_centernet_dcn_predicts_on_a_drawn_image():
 def test_cornernet_pipeline_on_a_drawn_image_with_random_weights(hourglass):
     runtime.MODELS.get(cornernet.cache_key("cornernet-hg104", runtime.device()), lambda: hourglass)  # no download
     try:
-        output = kd.TASK.run(loaded_scene(), model="cornernet-hg104", score_threshold=0.0, working_size=128,
-                             heatmap_class="dog")
+        output = tab.TASK.run(loaded_scene(), model="cornernet-hg104", score_threshold=0.0, working_size=128,
+                              heatmap_class="dog")
     finally:
         runtime.MODELS.clear()
-    assert [key for key, _ in kd.views("cornernet-hg104")] == list(output.images)
+    assert [key for key, _ in tab.views("cornernet-hg104")] == list(output.images)
     assert all(image.shape == (96, 128, 3) for image in output.images.values())
     record = output.record
     assert record["network_input"] == [255, 127] and record["heatmap_size"] == [64, 32]  # size | 127, stride ~4
@@ -444,7 +446,7 @@ def test_cornernet_predict_returns_corners_and_embeddings(hourglass):
     assert (found.boxes[:, 2] > found.boxes[:, 0]).all() and (found.boxes[:, 3] > found.boxes[:, 1]).all()
     for name in ("top_left", "bottom_right"):
         assert found.heatmaps[name].shape == (80, 32, 64) and len(found.peaks[name]) == cornernet.TOP_K
-    views = kd.render(drawn_scene(), "cornernet-hg104", found, None, 0.0)
+    views = cornernet_views.render(drawn_scene(), found, None, 0.0)
     assert views["corner_pairs"].shape == (96, 128, 3)
 
 
@@ -456,28 +458,28 @@ def test_the_heatmap_warped_onto_the_photo_peaks_where_the_centre_is():
     heat[3, 10, 20] = 1.0
     geometry = centernet_geometry()
     decoded = centernet.decode(heat, wh, offset, geometry)
-    found = kd.Detections(decoded["boxes"].numpy()[:1], decoded["scores"].numpy()[:1],
-                          decoded["labels"].numpy()[:1], geometry, {"center": heat.numpy()},
-                          {"center": kd.Peaks(decoded["centers"].numpy(), decoded["scores"].numpy(),
-                                              decoded["labels"].numpy())}, centers=decoded["centers"].numpy()[:1])
-    warped = kd.map_on_image(found, "center", 3)
+    peak_list = detections.Peaks(decoded["centers"].numpy(), decoded["scores"].numpy(), decoded["labels"].numpy())
+    found = detections.Detections(decoded["boxes"].numpy()[:1], decoded["scores"].numpy()[:1],
+                                  decoded["labels"].numpy()[:1], geometry, {"center": heat.numpy()},
+                                  {"center": peak_list}, centers=decoded["centers"].numpy()[:1])
+    warped = detections.map_on_image(found, "center", 3)
     assert warped.shape == (200, 300)
     y, x = np.unravel_index(np.argmax(warped), warped.shape)
     assert abs(x - 150) <= 1 and abs(y - 52) <= 1  # cell (20, 10) -> input (80, 40) -> photo (150, 52)
-    assert kd.map_on_image(found, "center", 4).max() == 0
+    assert detections.map_on_image(found, "center", 4).max() == 0
     rgb = np.zeros((200, 300, 3), np.uint8)
-    view = kd.heatmap_view(rgb, found, "center", None, 0.5)
+    view = detections.heatmap_view(rgb, found, "center", None, 0.5)
     assert view.shape == rgb.shape and view[52, 150].any()
-    assert kd.centers_view(rgb, found).shape == rgb.shape
+    assert centernet_views.centers_view(rgb, found).shape == rgb.shape
 
 
 def test_options_parse_from_text():
-    options = kd.TASK.parse_options(["classes=people,dog", "heatmap_class=dog", "working_size=256",
-                                     "score_threshold=0.4"])
+    options = tab.TASK.parse_options(["classes=people,dog", "heatmap_class=dog", "working_size=256",
+                                      "score_threshold=0.4"])
     assert options["working_size"] == 256 and options["heatmap_class"] == "dog"
-    assert kd.class_index(options["heatmap_class"]) == kd.COCO_CLASSES.index("dog") == 16
-    assert kd.expand_classes(options["classes"]) == {"person", "dog"}
-    assert kd.class_index("all") is None
+    assert detections.class_index(options["heatmap_class"]) == detections.COCO_CLASSES.index("dog") == 16
+    assert detections.expand_classes(options["classes"]) == {"person", "dog"}
+    assert detections.class_index("all") is None
 
 
 def test_the_tab_answers_through_its_endpoint(served_app, monkeypatch, tmp_path):

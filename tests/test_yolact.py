@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from conftest import drawn_scene
-from models import images, runtime, weights
-from models import instance_segmentation as iseg
-from models import yolact
+from models import images, instances, runtime, weights, yolact, yolact_views
+from models.tabs import instance
 from models.yolact_arch import YOLACT_BASE, YOLACT_RESNET50, Yolact, feature_sizes, make_priors
 
 LAYOUT = json.loads((Path(__file__).parent / "data" / "yolact_base_layout.json").read_text())
@@ -53,7 +52,7 @@ def confident_random_net(name: str = "yolact-r50", input_size: int = SMALL, seed
 
 @pytest.fixture(scope="module")
 def small_net() -> Yolact:
-    return yolact.ready(confident_random_net(), torch.device("cpu"))
+    return runtime.prepare(confident_random_net(), torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +137,7 @@ def test_classes_map_to_the_tabs_coco_names():
     assert list(yolact.CLASS_NAMES) == LAYOUT["classes"]
     for category_id, contiguous in LAYOUT["coco_label_map"].items():
         assert yolact.CATEGORY_IDS[contiguous - 1] == int(category_id)
-    assert set(yolact.CLASS_NAMES) == set(iseg.CLASS_NAMES)
+    assert set(yolact.CLASS_NAMES) == set(instances.CLASS_NAMES)
 
 
 # --- priors, preprocessing, decoding -------------------------------------------------------------------------------
@@ -325,7 +324,7 @@ def test_random_weights_give_well_formed_instances(small_result):
     assert found.masks.shape == (n, height, width) and found.masks.dtype == bool
     assert np.all(np.diff(found.scores) <= 0) and np.all(found.scores > 0.05) and np.all(found.scores <= 1)
     assert set(found.labels) <= {"person", "dog", "car"} and len(set(found.labels)) > 1
-    assert [iseg.COCO_CATEGORIES[i] for i in found.label_ids] == found.labels
+    assert [instances.COCO_CATEGORIES[i] for i in found.label_ids] == found.labels
     assert found.proposals.shape == (n, 4) and found.working_size == (SMALL, SMALL)
     assert small_result.coefficients.shape == (n, 32)
     assert np.all(np.abs(small_result.coefficients) <= 1)
@@ -351,9 +350,9 @@ def test_class_filter_keeps_the_same_detections_of_those_classes(small_net, smal
 def test_run_gives_the_tabs_outputs_and_the_prototype_view(small_net, monkeypatch):
     monkeypatch.setattr(runtime, "MODELS", runtime.ModelCache())
     device = runtime.device()
-    runtime.MODELS.get(yolact.cache_key("yolact-r50", device), lambda: yolact.ready(small_net, device))
+    runtime.MODELS.get(yolact.cache_key("yolact-r50", device), lambda: runtime.prepare(small_net, device))
     loaded = images.load(drawn_scene())
-    out = yolact.run(loaded, model="yolact-r50", score_threshold=0.05, classes="people,dog", detection=2,
+    out = instance.run(loaded, model="yolact-r50", score_threshold=0.05, classes="people,dog", detection=2,
                      working_size=800, proposals=100, rpn_top_n=1000)  # Mask R-CNN's options are ignored
     for name in ("overlay", "proposals", "prototypes", "assembly", "coefficients"):
         image = out.images[name]
@@ -366,13 +365,13 @@ def test_run_gives_the_tabs_outputs_and_the_prototype_view(small_net, monkeypatc
     assert len(record["coefficients"]) == record["instance_count"] and len(record["coefficients"][0]) == 32
     assert record["prototypes"]["count"] == 32
     assert "yolact-r50" in out.summary
-    nothing = yolact.run(loaded, model="yolact-r50", score_threshold=1.0)
+    nothing = instance.run(loaded, model="yolact-r50", score_threshold=1.0)
     assert nothing.record["instance_count"] == 0 and nothing.record["detection"] is None
     assert nothing.images["assembly"].dtype == np.uint8
 
 
 def test_signed_colours_are_white_at_zero_and_saturated_at_the_scale():
-    colors = yolact.signed_colors(np.array([[-2.0, 0.0, 2.0, 1.0]]), scale=2.0)[0]
+    colors = yolact_views.signed_colors(np.array([[-2.0, 0.0, 2.0, 1.0]]), scale=2.0)[0]
     assert colors[1].tolist() == [255, 255, 255]
     assert colors[0].tolist() == [31, 119, 180] and colors[2].tolist() == [214, 39, 40]
 
@@ -387,7 +386,7 @@ def test_the_instance_tab_answers_with_the_prototype_view(served_app, monkeypatc
     cache = runtime.ModelCache()
     monkeypatch.setattr(runtime, "MODELS", cache)
     device = runtime.device()
-    cache.get(yolact.cache_key("yolact-r50", device), lambda: yolact.ready(confident_random_net(), device))
+    cache.get(yolact.cache_key("yolact-r50", device), lambda: runtime.prepare(confident_random_net(), device))
     Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
     (before, after), status, table, proposals, labels, prototypes, coefficients, assembly = Client(
         served_app, verbose=False).predict(handle_file(str(tmp_path / "scene.png")), "yolact-r50", [], 0.05, 0.5, 0.5,
