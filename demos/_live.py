@@ -38,7 +38,7 @@ def wire_live(task: Task, panel: _ui.InputPanel, view: _ui.LiveView, model: gr.c
     `output` names the image of the TaskOutput to show (or picks it); `overrides` fix options for live frames (e.g.
     no detection drawing). While Live is on, the still-image input and `still_outputs` make room for the camera.
     """
-    meter = gr.State(LiveMeter)
+    meter = gr.State(None)  # a LiveMeter per viewer, made on the first frame (a callable default would be public API)
     pick = output if callable(output) else (lambda out: out.images[output])
 
     def toggle(on):
@@ -52,6 +52,7 @@ def wire_live(task: Task, panel: _ui.InputPanel, view: _ui.LiveView, model: gr.c
     def on_frame(frame, mirror, state, model_name, **values):
         if frame is None:
             return gr.skip(), gr.skip(), state
+        state = state or LiveMeter()
         loaded = _ui.load_input(frame, max_side, mirror_back=not mirror)
         settings = {**task.defaults(), **task.check_options(**values), **overrides}
         out = task.run(loaded, model=task.check_model(model_name), **settings)
