@@ -76,15 +76,17 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
 
 
 def build_app():
+    import importlib
+
     import gradio as gr
 
-    import demos
+    from models import tasks
 
     with gr.Blocks(title="CV Playground") as app:
         gr.Markdown("# CV Playground\nLandmark computer-vision models of the last decade, on your own photos and "
                     "webcam. Each tab shows the result and how the model gets there.")
         with gr.Tabs():
-            for demo in demos.DEMOS:
+            for demo in (importlib.import_module(f"demos.{tasks.module_name(tab)}") for tab in tasks.TABS):
                 with gr.Tab(demo.TITLE, id=demo.ID, elem_id=f"tab-{demo.ID}"):
                     demo.build()
         from models import runtime

@@ -22,7 +22,7 @@ def option_widget(option: Option, tab_id: str = "", **overrides) -> gr.component
         return gr.Checkbox(**{**settings, **overrides})
     if option.choices is not None or "choices" in overrides:
         choices = overrides.pop("choices", list(option.choices or ()))
-        kind = gr.Radio if len(choices) <= RADIO_MAX_CHOICES else gr.Dropdown
+        kind = overrides.pop("kind", gr.Radio if len(choices) <= RADIO_MAX_CHOICES else gr.Dropdown)
         return kind(choices=choices, **{**settings, **overrides})
     if isinstance(default, (int, float)) and option.minimum is not None and option.maximum is not None:
         step = option.step or (1 if isinstance(default, int) else (option.maximum - option.minimum) / 100)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import translation
+from models import cyclegan
 from models.tasks import get_task
 
 from . import _ui
@@ -26,7 +26,7 @@ def build() -> None:
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
             model = gr.Dropdown(
-                [(f"{name}  ⟲ {translation.REVERSE[name]}" if name in translation.REVERSE else name, name)
+                [(f"{name}  ⟲ {cyclegan.REVERSE[name]}" if name in cyclegan.REVERSE else name, name)
                  for name in task.models], value=task.default_model, label="Model (⟲: has a reverse model)",
                 elem_id=f"{ID}-model")
             show_cycle = gr.Checkbox(value=True, label="Show the cycle X -> Y -> X' (runs the reverse model too)",

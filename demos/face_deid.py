@@ -4,7 +4,8 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import anonymize, face_deid
+from models import anonymize
+from models.tabs import face_deid
 from models.tasks import get_task
 
 from . import _ui

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import translation
+from models import pix2pix
 from models.tasks import get_task
 
 from . import _ui
@@ -43,12 +43,12 @@ def build() -> None:
                 with gr.Tab("Label painter (facades)"):
                     painter = gr.ImageEditor(
                         type="numpy", format="png", canvas_size=(256, 256), sources=[], elem_id=f"{ID}-painter",
-                        brush=gr.Brush(colors=[_hex(colour) for _, colour in translation.FACADE_PALETTE],
-                                       default_color=_hex(translation.FACADE_PALETTE[1][1]),  # facade, not background
+                        brush=gr.Brush(colors=[_hex(colour) for _, colour in pix2pix.FACADE_PALETTE],
+                                       default_color=_hex(pix2pix.FACADE_PALETTE[1][1]),  # facade, not background
                                        default_size=12, color_mode="fixed"),
                         label="Paint facade parts; unpainted is background")
                     gr.Markdown(" · ".join(f"<span style='color:{_hex(colour)}'>■</span> {name}"
-                                           for name, colour in translation.FACADE_PALETTE))
+                                           for name, colour in pix2pix.FACADE_PALETTE))
                     run_painter = gr.Button("Translate labels", variant="primary", elem_id=f"{ID}-run-painter")
             model = gr.Dropdown(list(task.models), value=task.default_model, label="Model", elem_id=f"{ID}-model")
             with gr.Row():
@@ -89,11 +89,11 @@ def build() -> None:
 
     @_ui.friendly_errors
     def from_sketch(progress=gr.Progress(), canvas=None, *values):
-        return from_canvas(canvas, translation.sketch_to_edges, values, progress)
+        return from_canvas(canvas, pix2pix.sketch_to_edges, values, progress)
 
     @_ui.friendly_errors
     def from_labels(progress=gr.Progress(), canvas=None, *values):
-        return from_canvas(canvas, translation.snap_to_palette, values, progress)
+        return from_canvas(canvas, pix2pix.snap_to_palette, values, progress)
 
     events = dict(concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
     run_photo.click(from_photo, [panel.image, prepare, *settings], [slider, status], api_name="pix2pix", **events)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import super_resolution as sr
+from models import sr
 from models.tasks import get_task
 
 from . import _ui

@@ -1,68 +1,72 @@
-"""Super-resolution: SRGAN and the ESRGAN family against bicubic, with tiling and a PSNR/SSIM check.
+"""Super-resolution family: SRGAN and the ESRGAN family, their checkpoints, loading and tiled prediction.
 
-`predict()` maps an RGB uint8 array to an upscaled one; `run()` is the tab's whole pipeline (used by the UI and by
-`python app.py predict super-resolution`), including the "check against the original" mode: shrink a sharp photo by the
-scale, super-resolve it, and measure model and bicubic against the original.
+`predict()` maps an RGB uint8 array to an upscaled one, in overlapping tiles when the input is large and with smaller
+tiles after an out-of-memory error; `bicubic()` is the baseline every model is compared with. The networks are in
+`sr_arch.py`; the tab (options, the "check against the original" mode) is `models/tabs/super_resolution.py`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from . import runtime, weights
-from .images import LoadedImage, with_alpha
-from .sr_archs import RRDBNet, SRGANGenerator, SRVGGNetCompact
-from .tasks import Option, Task, TaskOutput
+from .sr_arch import RRDBNet, SRGANGenerator, SRVGGNetCompact
 
 TASK_ID = "super-resolution"
 _REAL_ESRGAN = "https://github.com/xinntao/Real-ESRGAN"
 _LEFTTHOMAS = "https://github.com/leftthomas/SRGAN/raw/b0323c6ca4ca920f7daa41ba05f44bd220557cd9/epochs"
 
+
+def _srgan_checkpoint(scale: int, sha256: str, size: int, notes: str) -> weights.Checkpoint:
+    """leftthomas' generators: one plain state dict per scale, all from the same pinned commit."""
+    filename = f"netG_epoch_{scale}_100.pth"
+    return weights.Checkpoint(
+        name=f"srgan-x{scale}", task=TASK_ID, url=f"{_LEFTTHOMAS}/{filename}", filename=filename, sha256=sha256,
+        bytes=size, license="MIT", source="https://github.com/leftthomas/SRGAN", notes=notes,
+    )
+
+
+def _real_esrgan(name: str, release_file: str, doc: str, sha256: str, size: int, state_key: str, notes: str,
+                 hash_origin: str = "third-party") -> weights.Checkpoint:
+    """A Real-ESRGAN release file; `state_key` is the dict entry that wraps its weights."""
+    return weights.Checkpoint(
+        name=name, task=TASK_ID, url=f"{_REAL_ESRGAN}/releases/download/{release_file}",
+        filename=release_file.split("/")[-1], sha256=sha256, bytes=size, license="BSD-3-Clause",
+        source=f"{_REAL_ESRGAN}/blob/master/docs/{doc}.md", notes=f"key {state_key}; {notes}", hash_origin=hash_origin,
+        state_key=state_key,
+    )
+
+
 CHECKPOINTS = {
     checkpoint.name: checkpoint
     for checkpoint in (
-        weights.Checkpoint(
-            name="srgan-x4", task=TASK_ID, url=f"{_LEFTTHOMAS}/netG_epoch_4_100.pth", filename="netG_epoch_4_100.pth",
-            sha256="f4c381640826a48d2440583e4920c6bb4041804f4e285c3c6d585f03961fe87c", bytes=2_952_717, license="MIT",
-            source="https://github.com/leftthomas/SRGAN",
-            notes="plain state dict from PyTorch 0.3 (no BatchNorm num_batches_tracked); SHA-256 verified on this project's copy",
-        ),
-        weights.Checkpoint(
-            name="srgan-x2", task=TASK_ID, url=f"{_LEFTTHOMAS}/netG_epoch_2_100.pth", filename="netG_epoch_2_100.pth",
-            sha256="a7ddfb8d2109ea7360ca7a6913c3acbb7128deef16c2868476e2bb1e2cf9ec3b", bytes=2_361_404, license="MIT",
-            source="https://github.com/leftthomas/SRGAN", notes="as srgan-x4; SHA-256 verified on this project's copy",
-        ),
-        weights.Checkpoint(
-            name="realesrgan-x4plus", task=TASK_ID, url=f"{_REAL_ESRGAN}/releases/download/v0.1.0/RealESRGAN_x4plus.pth",
-            filename="RealESRGAN_x4plus.pth", sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", bytes=67_040_989,
-            license="BSD-3-Clause", source=f"{_REAL_ESRGAN}/blob/master/docs/model_zoo.md",
-            notes="key params_ema; SHA-256 as published by several third parties, not yet checked against a download here",
-        ),
-        weights.Checkpoint(
-            name="realesrgan-x4plus-anime-6b", task=TASK_ID,
-            url=f"{_REAL_ESRGAN}/releases/download/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
-            filename="RealESRGAN_x4plus_anime_6B.pth", sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", bytes=None,
-            license="BSD-3-Clause", source=f"{_REAL_ESRGAN}/blob/master/docs/anime_model.md",
-            notes="key params_ema; SHA-256 from a third-party package pin, not yet checked against a download here",
-        ),
-        weights.Checkpoint(
-            name="realesr-general-x4v3", task=TASK_ID, url=f"{_REAL_ESRGAN}/releases/download/v0.2.5.0/realesr-general-x4v3.pth",
-            filename="realesr-general-x4v3.pth", sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292", bytes=4_885_111,
-            license="BSD-3-Clause", source=f"{_REAL_ESRGAN}/blob/master/docs/model_zoo.md",
-            notes="key params; SHA-256 as published by third parties, not yet checked against a download here",
-        ),
-        weights.Checkpoint(
-            name="realesr-general-wdn-x4v3", task=TASK_ID,
-            url=f"{_REAL_ESRGAN}/releases/download/v0.2.5.0/realesr-general-wdn-x4v3.pth",
-            filename="realesr-general-wdn-x4v3.pth", sha256=None, bytes=None, license="BSD-3-Clause", source=f"{_REAL_ESRGAN}/blob/master/docs/model_zoo.md",
-            notes="key params; the weak-denoise twin blended in by the denoise strength. No published SHA-256: the first "
-            "download's hash is recorded and enforced",
-        ),
+        _srgan_checkpoint(4, "f4c381640826a48d2440583e4920c6bb4041804f4e285c3c6d585f03961fe87c", 2_952_717,
+                          "plain state dict from PyTorch 0.3 (no BatchNorm num_batches_tracked); SHA-256 verified on "
+                          "this project's copy"),
+        _srgan_checkpoint(2, "a7ddfb8d2109ea7360ca7a6913c3acbb7128deef16c2868476e2bb1e2cf9ec3b", 2_361_404,
+                          "as srgan-x4; SHA-256 verified on this project's copy"),
+        _srgan_checkpoint(8, "91bc47a807f09ebb9c40a69ff2fd3b598e7e618d91f506b71a9c3ec2cbb94355", 3_544_030,
+                          "as srgan-x4, three x2 upsamplers; SHA-256 verified on this project's copy"),
+        _real_esrgan("realesrgan-x4plus", "v0.1.0/RealESRGAN_x4plus.pth", "model_zoo",
+                     "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", 67_040_989, "params_ema",
+                     "SHA-256 as published by several third parties, not yet checked against a download here"),
+        _real_esrgan("realesrgan-x4plus-anime-6b", "v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth", "anime_model",
+                     "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", 17_938_799, "params_ema",
+                     "SHA-256 from a third-party package pin, not yet checked against a download here"),
+        _real_esrgan("realesr-general-x4v3", "v0.2.5.0/realesr-general-x4v3.pth", "model_zoo",
+                     "8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292", 4_885_111, "params",
+                     "SHA-256 as published by third parties, not yet checked against a download here"),
+        _real_esrgan("realesr-general-wdn-x4v3", "v0.2.5.0/realesr-general-wdn-x4v3.pth", "model_zoo",
+                     "1641f8c4464b9f097c9fdda5589273713f67cf59f3d909e0bd688f0cee269dca", 4_885_111, "params",
+                     "the weak-denoise twin blended in by the denoise strength. SHA-256 from third-party records, "
+                     "not yet checked against a download here"),
+        _real_esrgan("realesr-animevideov3", "v0.2.5.0/realesr-animevideov3.pth", "anime_video_model",
+                     "b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d", 2_504_012, "params",
+                     "SRVGGNetCompact with 16 convs (53 tensors); SHA-256 verified on this project's copy",
+                     hash_origin="published"),
     )
 }
 weights.register(*CHECKPOINTS.values())
@@ -76,7 +80,8 @@ class SRModel:
     scale: int
     checkpoint: str | None = None
     blend_checkpoint: str | None = None  # denoise strength interpolates checkpoint with this one (DNI)
-    num_block: int = 23
+    num_block: int = 23  # rrdb: residual-in-residual dense blocks
+    num_conv: int = 32  # srvgg: body convolutions
     default_tile: int = 512  # input pixels per tile side; bigger inputs are processed in overlapping tiles
 
 
@@ -85,12 +90,15 @@ MODELS = {
     for model in (
         SRModel("srgan-x4", "SRGAN x4 (Ledig et al. 2017; leftthomas, VOC2012)", "srgan", 4, "srgan-x4"),
         SRModel("srgan-x2", "SRGAN x2 (leftthomas, VOC2012)", "srgan", 2, "srgan-x2"),
+        SRModel("srgan-x8", "SRGAN x8 (leftthomas, VOC2012)", "srgan", 8, "srgan-x8"),
         SRModel("realesrgan-x4plus", "Real-ESRGAN x4plus (RRDBNet, 23 blocks)", "rrdb", 4, "realesrgan-x4plus",
                 default_tile=256),
         SRModel("realesrgan-x4plus-anime-6b", "Real-ESRGAN x4plus anime (RRDBNet, 6 blocks)", "rrdb", 4,
                 "realesrgan-x4plus-anime-6b", num_block=6, default_tile=256),
         SRModel("realesr-general-x4v3", "Real-ESRGAN general x4v3 (SRVGGNetCompact) + denoise", "srvgg", 4,
                 "realesr-general-x4v3", blend_checkpoint="realesr-general-wdn-x4v3"),
+        SRModel("realesr-animevideov3", "Real-ESRGAN anime video x4 v3 (SRVGGNetCompact, 16 convs; fast, for Live)",
+                "srvgg", 4, "realesr-animevideov3", num_conv=16),
         SRModel("bicubic-x4", "Bicubic x4 (baseline, no network)", "bicubic", 4),
         SRModel("bicubic-x2", "Bicubic x2 (baseline, no network)", "bicubic", 2),
     )
@@ -120,7 +128,7 @@ def build(model_name: str) -> torch.nn.Module:
     if spec.arch == "rrdb":
         return RRDBNet(scale=spec.scale, num_block=spec.num_block)
     if spec.arch == "srvgg":
-        return SRVGGNetCompact(scale=spec.scale)
+        return SRVGGNetCompact(scale=spec.scale, num_conv=spec.num_conv)
     raise ValueError(f"{model_name} has no network")
 
 
@@ -132,25 +140,32 @@ def load(model_name: str, device: torch.device | None = None, checkpoint_file: s
         return None
     device = device or runtime.device()
     if checkpoint_file is not None:
-        key = ("sr", model_name, weights.sha256_of(Path(checkpoint_file)), str(device))
-        return runtime.MODELS.get(key, lambda: _ready(_from_state(spec, weights.load_state_dict(checkpoint_file)), device))
-    blend = spec.blend_checkpoint is not None and denoise < 1.0
-    key = cache_key(model_name, device, denoise)
+        def from_file():
+            return runtime.prepare(_from_state(spec, weights.load_state_dict(checkpoint_file)), device)
+
+        return runtime.cached_model("sr", model_name, device, checkpoint_file, from_file)
 
     def loader():
-        state = _convert_state_dict(spec, weights.load_state_dict(weights.fetch(spec.checkpoint, progress)))
-        if blend:
-            other = _convert_state_dict(spec, weights.load_state_dict(weights.fetch(spec.blend_checkpoint, progress)))
-            state = blend_state_dicts(state, other, denoise)
-        return _ready(_from_state(spec, state, converted=True), device)
+        state = weights.load_state_dict(weights.fetch(spec.checkpoint, progress))
+        if _blends(spec, denoise):
+            other = weights.load_state_dict(weights.fetch(spec.blend_checkpoint, progress))
+            state = blend_state_dicts(weights.unwrap(state), weights.unwrap(other), denoise)
+        return runtime.prepare(_from_state(spec, state), device)
 
-    return runtime.MODELS.get(key, loader)
+    return runtime.cached_model("sr", model_name, device, None, loader, _blend_key(spec, denoise))
 
 
 def cache_key(model_name: str, device: torch.device, denoise: float = 0.5) -> tuple:
     """The key of the official-weights network in runtime.MODELS (one per model, device and denoise strength)."""
-    blend = MODELS[model_name].blend_checkpoint is not None and denoise < 1.0
-    return ("sr", model_name, round(denoise, 2) if blend else None, str(device))
+    return runtime.model_key("sr", model_name, device, None, _blend_key(MODELS[model_name], denoise))
+
+
+def _blends(spec: SRModel, denoise: float) -> bool:
+    return spec.blend_checkpoint is not None and denoise < 1.0
+
+
+def _blend_key(spec: SRModel, denoise: float) -> float | None:
+    return round(denoise, 2) if _blends(spec, denoise) else None
 
 
 def blend_state_dicts(strong: dict, weak: dict, strength: float) -> dict:
@@ -158,40 +173,21 @@ def blend_state_dicts(strong: dict, weak: dict, strength: float) -> dict:
     return {key: strength * strong[key] + (1.0 - strength) * weak[key] for key in strong}
 
 
-def _from_state(spec: SRModel, state: dict, converted: bool = False) -> torch.nn.Module:
-    net = build(spec.name)
-    if not converted:
-        state = _convert_state_dict(spec, state)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise weights.WeightsError(
-            f"This checkpoint does not fit {spec.label}: {str(error).splitlines()[0]} ... "
-            f"(expected the official {spec.arch} layout)"
-        ) from None
-    return net
+def _from_state(spec: SRModel, state: dict) -> torch.nn.Module:
+    """The network of `spec` filled strictly with a checkpoint's weights, in any of its official packagings."""
+    return weights.strict_load(build(spec.name), _convert_state_dict(spec, state), spec.label,
+                               f"the official {spec.arch} layout")
 
 
 def _convert_state_dict(spec: SRModel, state: dict) -> dict:
     """Bring a checkpoint in any official packaging to the plain key layout of our modules."""
-    for wrapper in ("params_ema", "params", "state_dict"):  # Real-ESRGAN releases wrap the weights in a dict
-        if isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-            break
-    state = {key.removeprefix("module."): value for key, value in state.items()}  # saved from nn.DataParallel
+    state = weights.unwrap(state)  # Real-ESRGAN releases wrap the weights in a dict; DataParallel adds `module.`
     if spec.arch == "srgan":
         # leftthomas' checkpoints come from PyTorch 0.3, before BatchNorm had num_batches_tracked; weights_only
         # loading drops the version metadata that would let PyTorch add it, so add the (unused) counters here.
         for key in [k for k in state if k.endswith(".running_mean")]:
             state.setdefault(key.replace("running_mean", "num_batches_tracked"), torch.tensor(0, dtype=torch.long))
     return state
-
-
-def _ready(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    net.eval().requires_grad_(False).to(device)
-    if runtime.half_precision(device):
-        net.half()
-    return net
 
 
 def bicubic(rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -250,79 +246,3 @@ def _tiled_forward(net, x: torch.Tensor, scale: int, tile: int, progress) -> tup
         if progress is not None:
             progress((index + 1) / len(boxes), f"Tile {index + 1} of {len(boxes)}")
     return out, len(boxes)
-
-
-def quality(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
-    """PSNR (dB) and SSIM of an estimate against the reference, on RGB uint8 over the whole image."""
-    return {
-        "psnr_db": float(peak_signal_noise_ratio(reference, estimate, data_range=255)),
-        "ssim": float(structural_similarity(reference, estimate, channel_axis=2, data_range=255)),
-    }
-
-
-def shrink_for_check(original: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crop the original to a multiple of the scale and make its low-resolution version by bicubic downscaling."""
-    h, w = original.shape[:2]
-    cropped = original[: h - h % scale, : w - w % scale]
-    return cropped, bicubic(cropped, 1.0 / scale)
-
-
-def run(loaded: LoadedImage, model: str = DEFAULT_MODEL, checkpoint: str | None = None,
-        progress: weights.ProgressCallback | None = None, mode: str = "upscale", denoise: float = 0.5,
-        tile: int = 0) -> TaskOutput:
-    """The tab's pipeline. mode "upscale": bicubic vs model on the input; "check": shrink, upscale, measure."""
-    spec = MODELS[model]
-    device = runtime.device()
-    with runtime.stopwatch(device) as load_time:
-        net = load(model, device, checkpoint, denoise, progress)
-    tile = tile or spec.default_tile
-    source = loaded.rgb
-    original = None
-    if mode == "check":
-        original, source = shrink_for_check(source, spec.scale)
-        if min(source.shape[:2]) < 8:
-            raise ValueError(f"The photo is too small to check: shrunk by {spec.scale} it is under 8 pixels a side.")
-    with runtime.stopwatch(device) as model_time:
-        result = predict(net, source, spec.scale, tile, progress)
-    baseline = bicubic(source, spec.scale)
-    images = {"bicubic": baseline, "model": result.image}
-    record = {
-        "task": TASK_ID, "model": model, "checkpoint": checkpoint or spec.checkpoint, "device": runtime.describe(device),
-        "half_precision": bool(net is not None and next(net.parameters()).dtype == torch.float16),
-        "mode": mode, "scale": spec.scale, "input_size": list(loaded.original_size),
-        "model_input_size": [source.shape[1], source.shape[0]], "output_size": [result.image.shape[1], result.image.shape[0]],
-        "tile": result.tile, "tiles": result.tiles, "notes": loaded.notes,
-        "ms": {"load": round(load_time["ms"], 1), "model": round(model_time["ms"], 1)},
-    }
-    if spec.blend_checkpoint is not None and checkpoint is None:
-        record["denoise"] = denoise
-    if original is not None:
-        images = {"original": original, "low_resolution": source, **images}
-        record["metrics"] = {"model": quality(original, result.image), "bicubic": quality(original, baseline)}
-        gain = record["metrics"]["model"]["psnr_db"] - record["metrics"]["bicubic"]["psnr_db"]
-        record["metrics"]["psnr_gain_db"] = round(gain, 3)
-    elif loaded.alpha is not None:
-        images["model"] = with_alpha(result.image, loaded.alpha)  # transparency survives the upscale
-    w, h = record["output_size"]
-    summary = (f"{model} on {record['device']}: {source.shape[1]}x{source.shape[0]} -> {w}x{h}, "
-               f"{record['ms']['model']:.0f} ms" + (f" in {result.tiles} tiles" if result.tiles > 1 else ""))
-    return TaskOutput(images, record, summary)
-
-
-TASK = Task(
-    id=TASK_ID,
-    title="Super-resolution",
-    models=tuple(MODELS),
-    default_model=DEFAULT_MODEL,
-    options=(
-        Option("mode", "upscale", "upscale: enlarge the input; check: shrink a sharp photo, enlarge it back and "
-               "measure PSNR/SSIM against it", choices=("upscale", "check")),
-        Option("denoise", 0.5, "realesr-general-x4v3 only: 1 = full denoising, 0 = keep noise and grain",
-               minimum=0.0, maximum=1.0),
-        Option("tile", 0, "input pixels per tile side (0: the model's default); smaller uses less memory",
-               minimum=0, maximum=4096),
-    ),
-    max_side=1024,
-    run=run,
-    preload=lambda model: load(model),
-)

@@ -50,6 +50,8 @@ class Option:
             return float(value)
         if kind is str and value is None:
             return ""
+        if kind is str and isinstance(value, (list, tuple)):  # a multiselect: the command line's comma list
+            return ",".join(map(str, value))
         return value
 
     def check(self, value: Any) -> Any:

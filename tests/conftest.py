@@ -19,6 +19,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def pytest_collection_modifyitems(items):
+    """Markers from what a test uses: the browser module, the served app or a subprocess make a test slow."""
+    for item in items:
+        if item.module.__name__ == "test_browser":
+            item.add_marker(pytest.mark.browser)
+        if {"served_app", "client", "cli"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_weights(tmp_path_factory):
     """No test touches the network or the user's own torch hub cache."""
@@ -88,7 +97,7 @@ def served_app(tmp_path_factory):
 @pytest.fixture(scope="session")
 def random_srgan_checkpoint(tmp_path_factory) -> Path:
     """A user checkpoint in the official leftthomas format (plain state dict), with random weights."""
-    from models.sr_archs import SRGANGenerator
+    from models.sr_arch import SRGANGenerator
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("user-checkpoints") / "my_srgan_x4.pth"

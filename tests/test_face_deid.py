@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, drawn_scene
-from models import anonymize, face_deid, images, retinaface, video
+from models import anonymize, images, retinaface, video
+from models.tabs import face_deid
 
 TASK = face_deid.TASK
 

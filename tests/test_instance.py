@@ -215,9 +215,10 @@ def test_instance_tab_answers_through_its_endpoint(served_app, seeded_maskrcnn, 
 
     Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
     client = Client(served_app, verbose=False)
-    (before, after), status, table, proposals, labels, prototypes, _, _ = client.predict(
-        handle_file(str(tmp_path / "scene.png")), "maskrcnn-r50-fpn-v2", [], 0.0, 0.5, 0.5, True, True, 320, 20, 100,
-        1, api_name="/instance")
+    (before, after), status, table, proposals, labels, prototypes, _, _, record = client.predict(
+        image=handle_file(str(tmp_path / "scene.png")), score_threshold=0.0, working_size=320, rpn_top_n=100,
+        api_name="/instance")  # by keyword, named like the command line's --set keys; the rest keep their defaults
+    assert record["model"] == "maskrcnn-r50-fpn-v2" and len(record["instances"]) == len(table["data"])
     assert prototypes is None  # YOLACT's view only
     assert Image.open(after).size == (128, 96) and "maskrcnn-r50-fpn-v2" in status
     label_image = np.asarray(Image.open(labels))

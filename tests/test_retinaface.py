@@ -70,7 +70,7 @@ def test_checkpoints_are_catalogued_for_the_face_tab():
 def test_dataparallel_prefix_is_stripped_and_the_dict_loads_strictly():
     torch.manual_seed(0)
     state = {f"module.{key}": value for key, value in rf.build("retinaface-mnet").state_dict().items()}
-    net = rf._from_state("retinaface-mnet", rf._convert_state_dict(state))
+    net = rf._from_state("retinaface-mnet", weights.unwrap(state))
     assert torch.equal(net.LandmarkHead[2].conv1x1.weight, state["module.LandmarkHead.2.conv1x1.weight"])
 
 

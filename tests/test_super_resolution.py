@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import drawn_scene
-from models import images, runtime, super_resolution as sr, weights
-from models.sr_archs import RRDBNet, SRGANGenerator, SRVGGNetCompact
+from models import images, runtime, sr, weights
+from models.sr_arch import RRDBNet, SRGANGenerator, SRVGGNetCompact
+from models.tabs import super_resolution as sr_tab
 
 MANIFESTS = {
     "srgan_leftthomas_x4": lambda: SRGANGenerator(scale=4),
@@ -63,11 +64,11 @@ def test_missing_official_weights_offline_name_the_file():
 
 def test_pipeline_on_a_drawn_scene_with_random_weights(random_srgan_checkpoint):
     scene = drawn_scene(40, 56)
-    out = sr.run(images.load(scene), "srgan-x4", checkpoint=str(random_srgan_checkpoint))
+    out = sr_tab.run(images.load(scene), "srgan-x4", checkpoint=str(random_srgan_checkpoint))
     assert out.images["model"].shape == out.images["bicubic"].shape == (160, 224, 3)
     assert out.images["model"].dtype == np.uint8
     assert out.record["output_size"] == [224, 160] and out.record["scale"] == 4
-    assert out.record["device"] == "cpu" and out.record["ms"]["model"] > 0
+    assert out.record["device"] == runtime.describe(runtime.device()) and out.record["ms"]["model"] > 0
     json.dumps(out.record)  # the record is what `predict` writes as JSON
 
 
@@ -120,7 +121,7 @@ def test_denoise_strength_interpolates_the_two_checkpoints():
 
 def test_check_mode_measures_model_and_bicubic_against_the_original():
     scene = drawn_scene(66, 90)  # not a multiple of 4: the original is cropped to 64x88
-    out = sr.run(images.load(scene), "bicubic-x4", mode="check")
+    out = sr_tab.run(images.load(scene), "bicubic-x4", mode="check")
     assert out.images["original"].shape == (64, 88, 3)
     assert out.images["low_resolution"].shape == (16, 22, 3)
     metrics = out.record["metrics"]
@@ -131,7 +132,7 @@ def test_check_mode_measures_model_and_bicubic_against_the_original():
 def test_transparency_survives_the_upscale():
     rgba = np.dstack([drawn_scene(20, 24), np.full((20, 24), 255, np.uint8)])
     rgba[:, :12, 3] = 0
-    out = sr.run(images.load(rgba), "bicubic-x2")
+    out = sr_tab.run(images.load(rgba), "bicubic-x2")
     assert out.images["model"].shape == (40, 48, 4)
     assert out.images["model"][20, 5, 3] == 0 and out.images["model"][20, 40, 3] == 255
 
@@ -146,13 +147,65 @@ def test_models_load_once_per_device(random_srgan_checkpoint):
 def test_real_srgan_x4_beats_bicubic(shared_weights, shared, name, minimum_gain_db):
     low = images.load(shared / "images" / "sr" / f"{name}_lq.png")
     truth = images.load(shared / "images" / "sr" / f"{name}_gt.png").rgb
-    out = sr.run(low, "srgan-x4")
+    out = sr_tab.run(low, "srgan-x4")
     assert out.images["model"].shape == truth.shape
-    gain = sr.quality(truth, out.images["model"])["psnr_db"] - sr.quality(truth, out.images["bicubic"])["psnr_db"]
+    gain = sr_tab.quality(truth, out.images["model"])["psnr_db"] - sr_tab.quality(truth, out.images["bicubic"])["psnr_db"]
     assert gain >= minimum_gain_db
 
 
 def test_real_srgan_x2_on_the_check_mode(shared_weights, shared):
     photo = images.load(shared / "images" / "sr" / "comic_gt.png")
-    out = sr.run(photo, "srgan-x2", mode="check")
+    out = sr_tab.run(photo, "srgan-x2", mode="check")
     assert out.record["metrics"]["model"]["ssim"] > out.record["metrics"]["bicubic"]["ssim"]
+
+
+# --- the checkpoints of issue 13: SRGAN x8 and Real-ESRGAN's anime video model --------------------------------------
+
+
+@pytest.mark.parametrize("name, tensors", [("srgan-x8", 82), ("realesr-animevideov3", 53)])
+def test_new_real_checkpoints_load_strictly_in_their_layouts(shared_weights, name, tensors):
+    entry = weights.get(name)
+    raw = weights.load_state_dict(weights.fetch(entry))
+    if entry.state_key:
+        assert isinstance(raw[entry.state_key], dict)  # the catalogue says where the file keeps its weights
+    stored = [(key, tuple(value.shape)) for key, value in weights.unwrap(raw).items()]
+    built = [(key, tuple(value.shape)) for key, value in sr.build(name).state_dict().items()
+             if not key.endswith("num_batches_tracked")]  # leftthomas' PyTorch 0.3 files predate the counters
+    assert stored == built and len(stored) == tensors
+    net = sr.load(name, torch.device("cpu"))
+    assert not net.training and net.scale == sr.MODELS[name].scale
+
+
+def test_real_srgan_x8_beats_bicubic_on_a_set14_photo(shared_weights, shared):
+    """comic_gt (Set14) cropped to a multiple of 8 and shrunk by 8 with bicubic, then enlarged back by both."""
+    out = sr_tab.run(images.load(shared / "images" / "sr" / "comic_gt.png"), "srgan-x8", mode="check")
+    metrics = out.record["metrics"]
+    print(f"srgan-x8 on comic: {metrics['model']['psnr_db']:.2f} dB, bicubic {metrics['bicubic']['psnr_db']:.2f} dB")
+    assert out.record["model_input_size"] == [30, 45] and out.images["model"].shape == (360, 240, 3)
+    assert metrics["psnr_gain_db"] >= 0.3 and metrics["model"]["ssim"] > metrics["bicubic"]["ssim"]
+
+
+def test_real_animevideov3_gives_a_sensible_picture_on_a_set14_photo(shared_weights, shared):
+    """An anime model on a photo of a baboon: not expected to beat bicubic, only to be a sound x4 image."""
+    low = images.load(shared / "images" / "sr" / "baboon_lq.png")
+    truth = images.load(shared / "images" / "sr" / "baboon_gt.png").rgb
+    out = sr_tab.run(low, "realesr-animevideov3")
+    model, bicubic = sr_tab.quality(truth, out.images["model"]), sr_tab.quality(truth, out.images["bicubic"])
+    print(f"realesr-animevideov3 on baboon: {model['psnr_db']:.2f} dB, bicubic {bicubic['psnr_db']:.2f} dB")
+    assert out.images["model"].shape == truth.shape
+    assert np.isfinite(model["psnr_db"]) and model["psnr_db"] > 15
+
+
+def test_cli_predict_with_real_animevideov3_offline(shared_weights, shared, tmp_path, capsys):
+    import app
+
+    source = shared / "images" / "sr" / "comic_lq.png"
+    try:
+        code = app.main(["predict", "super-resolution", str(source), "--model", "realesr-animevideov3", "-o",
+                         str(tmp_path), "--offline"])
+    finally:
+        weights.set_offline(True)  # the session's switch, whatever the command set
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "comic_lq.json").read_text())
+    assert record["model"] == "realesr-animevideov3" and record["output_size"] == [240, 360]
+    assert images.load(tmp_path / "comic_lq.model.png").size == (240, 360)

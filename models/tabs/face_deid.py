@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import anonymize, draw, retinaface, runtime, video
-from .images import LoadedImage
-from .tasks import Option, Task, TaskOutput
+from .. import anonymize, draw, retinaface, runtime, video
+from ..images import LoadedImage
+from ..tasks import Option, Task, TaskOutput
 
 TASK_ID = "face-deid"
-DETECTORS = ("retinaface-mnet", "retinaface-r50")
-DEFAULT_DETECTOR = "retinaface-mnet"
+DETECTORS = tuple(retinaface.VARIANTS)
+DEFAULT_DETECTOR = retinaface.DEFAULT_MODEL
+
+
 def style_from(options: dict) -> anonymize.Style:
     return anonymize.Style(mode=options["mode"], strength=options["strength"], block=options["block"],
                            enlarge=options["enlarge"], shape=options["shape"], feather=options["feather"])
@@ -88,18 +90,26 @@ TASK = Task(
     models=DETECTORS,
     default_model=DEFAULT_DETECTOR,
     options=(
-        Option("mode", "blur", "how faces are hidden", choices=anonymize.MODES),
-        Option("strength", 0.5, "blur strength, or pixel block size for pixelate", minimum=0.0, maximum=1.0),
-        Option("block", 0, "pixelate: block side in pixels (0: from strength)", minimum=0, maximum=256),
-        Option("enlarge", 1.2, "the hidden region is the face box scaled by this", minimum=1.0, maximum=2.5),
-        Option("shape", "ellipse", "shape of the hidden region", choices=anonymize.SHAPES),
-        Option("feather", 0.1, "soft edge, as a fraction of the face size", minimum=0.0, maximum=0.5),
-        Option("score_threshold", 0.5, "faces scoring below this are ignored", minimum=0.05, maximum=0.99),
-        Option("nms_iou", 0.4, "overlap above which the weaker of two boxes is dropped", minimum=0.1, maximum=0.9),
+        Option("mode", "blur", "how faces are hidden", choices=anonymize.MODES, label="Hide faces with"),
+        Option("strength", 0.5, "blur strength, or pixel block size for pixelate", minimum=0.0, maximum=1.0,
+               step=0.05),
+        Option("block", 0, "pixelate: block side in pixels (0: from strength)", minimum=0, maximum=256,
+               label="Pixelate block (px, 0 = from strength)"),
+        Option("enlarge", 1.2, "the hidden region is the face box scaled by this", minimum=1.0, maximum=2.5,
+               label="Enlarge region", step=0.05),
+        Option("shape", "ellipse", "shape of the hidden region", choices=anonymize.SHAPES, label="Region shape"),
+        Option("feather", 0.1, "soft edge, as a fraction of the face size", minimum=0.0, maximum=0.5,
+               label="Feather (soft edge)", step=0.02),
+        Option("score_threshold", 0.5, "faces scoring below this are ignored", minimum=0.05, maximum=0.99,
+               label="Face score threshold", step=0.01),
+        Option("nms_iou", 0.4, "overlap above which the weaker of two boxes is dropped", minimum=0.1, maximum=0.9,
+               label="NMS IoU", step=0.05),
         Option("working_side", 0, "detect at this longest side in px (0: original resolution)", minimum=0,
-               maximum=4096),
-        Option("min_face", 0, "ignore faces smaller than this many pixels", minimum=0, maximum=1024),
-        Option("show_detections", True, "also draw boxes, scores and landmarks"),
+               maximum=4096, label="Working resolution (longest side, 0 = original)", step=32),
+        Option("min_face", 0, "ignore faces smaller than this many pixels", minimum=0, maximum=1024,
+               label="Minimum face size (px)"),
+        Option("show_detections", True, "also draw boxes, scores and landmarks",
+               label="Show detections (boxes, scores, landmarks)"),
     ),
     max_side=2048,
     run=run,
