@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     parser.add_argument("--preload", action="store_true", help="load every tab's default model at start-up")
+    parser.add_argument("--mcp", action="store_true", help="also serve every tab as an MCP tool for agents "
+                        "(at /gradio_api/mcp/sse)")
     sub = parser.add_subparsers(dest="command")
 
     predict_parser = sub.add_parser("predict", help="run a tab's pipeline on files")
@@ -106,7 +108,7 @@ def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
 def serve(args) -> int:
     if args.preload:
         _preload()
-    launch(build_app(), args.host, args.port, args.share)
+    launch(build_app(), args.host, args.port, args.share, mcp_server=args.mcp)
     return 0
 
 

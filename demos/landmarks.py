@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import landmarks
+from models import fan, keypointrcnn
 from models.tasks import get_task
 
 from . import _ui
@@ -28,10 +28,10 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Radio([("Human pose: Keypoint R-CNN (17 COCO keypoints)", landmarks.POSE_MODEL),
-                              ("Face: FAN, 4 stacked hourglasses (68 points)", landmarks.FACE_MODEL)],
+            model = gr.Radio([("Human pose: Keypoint R-CNN (17 COCO keypoints)", keypointrcnn.MODEL),
+                              ("Face: FAN, 4 stacked hourglasses (68 points)", fan.MODEL)],
                              value=task.default_model, label="Model", elem_id=f"{ID}-model")
-            keypoint = gr.Dropdown(_keypoint_choices(landmarks.POSE_MODEL), value=-1, label="Keypoint for the heatmaps",
+            keypoint = gr.Dropdown(_keypoint_choices(keypointrcnn.MODEL), value=-1, label="Keypoint for the heatmaps",
                                    elem_id=f"{ID}-keypoint")
             instance = gr.Number(value=0, precision=0, minimum=0, label="Person / face (0 = best scoring)")
             sigma = gr.Slider(0.5, 10, value=option("sigma").default, step=0.25, label="Gaussian target sigma (px)")
@@ -48,7 +48,7 @@ def build() -> None:
                 checkpoint = gr.File(label="Your own checkpoint for the chosen model (.pth / .pth.tar)",
                                      file_types=[".pth", ".tar", ".pt"], elem_id=f"{ID}-checkpoint")
             run = gr.Button("Find landmarks", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples([[assets.skimage_photo("astronaut"), landmarks.FACE_MODEL]], [panel.image, model],
+            gr.Examples([[assets.skimage_photo("astronaut"), fan.MODEL]], [panel.image, model],
                         label="Example (scikit-image's astronaut photo, public domain)")
         with gr.Column(scale=2):
             drawing = gr.Image(label="Landmarks", type="numpy", format="png", elem_id=f"{ID}-drawing", height=460)
@@ -98,5 +98,5 @@ def build() -> None:
 
 
 def _keypoint_choices(model: str) -> list[tuple[str, int]]:
-    names = landmarks.COCO_KEYPOINT_NAMES if model == landmarks.POSE_MODEL else landmarks.FACE68_NAMES
+    names = keypointrcnn.KEYPOINT_NAMES if model == keypointrcnn.MODEL else fan.FACE68_NAMES
     return [("the nose", -1)] + [(f"{index}: {name}", index) for index, name in enumerate(names)]

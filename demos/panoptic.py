@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import panoptic
+from models import mask2former
 from models.tasks import get_task
 
 from . import _ui
@@ -28,7 +28,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown([(spec.label, name) for name, spec in panoptic.MODELS.items()],
+            model = gr.Dropdown([(mask2former.LABELS[name], name) for name in task.models],
                                 value=task.default_model, label="Model", elem_id=f"{ID}-model")
             threshold = gr.Slider(0, 1, value=option("threshold").default, step=0.01, label="Label-mask threshold",
                                   info=option("threshold").help)

@@ -10,7 +10,8 @@ from PIL import Image
 from torchvision.models.detection.roi_heads import heatmaps_to_keypoints
 
 from conftest import drawn_scene
-from models import heatmaps as hm, images, landmarks as lm, retinaface, runtime, weights
+from models import fan, heatmaps as hm, images, keypointrcnn, retinaface, runtime, weights
+from models.tabs import landmarks as lm
 
 TASK = lm.TASK
 
@@ -23,7 +24,7 @@ def pose_net():
     """Random Keypoint R-CNN that works at the drawn scene's own size (no internal resize, so its keypoints and
     our heatmaps share one scale) and keeps 3 detections (the keypoint head is the slow part on a CPU)."""
     torch.manual_seed(0)
-    net = lm.build_pose().eval()
+    net = keypointrcnn.build().eval()
     net.transform.min_size, net.transform.max_size = (96,), 128
     net.roi_heads.detections_per_img = 3
     return net
@@ -32,7 +33,7 @@ def pose_net():
 @pytest.fixture(scope="module")
 def fan_net():
     torch.manual_seed(0)
-    return lm.build_face().eval()
+    return fan.build().eval()
 
 
 @pytest.fixture
@@ -207,13 +208,13 @@ def test_fan_layout_equals_the_reference_manifest(shared):
     manifest = json.loads((shared / "layouts" / "fan4.json").read_text())
     expected = [[key, list(shape), dtype] for key, shape, dtype in manifest["keys"]]
     actual = [[key, list(value.shape), str(value.dtype).removeprefix("torch.")]
-              for key, value in lm.build_face().state_dict().items()]
+              for key, value in fan.build().state_dict().items()]
     assert len(actual) == 1129 and actual == expected
 
 
 def test_fan_with_random_weights_on_a_drawn_face_box(fan_net):
     scene = drawn_scene(120, 160)
-    result = lm.predict_faces(fan_net, scene, np.array([[40, 20, 120, 110]]), np.array([0.9]))
+    result = fan.predict(fan_net, scene, np.array([[40, 20, 120, 110]]), np.array([0.9]))
     assert len(result) == 1 and result.stacks.shape == (1, 4, 68, 64, 64)
     assert result.points.shape == (1, 68, 2) and result.point_scores.shape == (1, 68)
     assert result.heatmap_points.shape == (1, 68, 2) and result.refined
@@ -222,24 +223,24 @@ def test_fan_with_random_weights_on_a_drawn_face_box(fan_net):
     assert ((result.points[0, :, 0] >= x1) & (result.points[0, :, 0] <= x2)).all()
     assert ((result.points[0, :, 1] >= y1) & (result.points[0, :, 1] <= y2)).all()
     assert result.points[0] == pytest.approx(result.transforms[0].to_image(result.heatmap_points[0], 64), abs=1e-3)
-    warped = lm.face_heatmap_on_image(result, 0, 30)
+    warped = fan.heatmap_on_image(result, 0, 30)
     assert warped.shape == (120, 160) and np.isfinite(warped).all()
-    empty = lm.predict_faces(fan_net, scene, np.zeros((0, 4)))
+    empty = fan.predict(fan_net, scene, np.zeros((0, 4)))
     assert len(empty) == 0 and empty.points.shape == (0, 68, 2) and empty.stacks.shape == (0, 4, 68, 64, 64)
 
 
 def test_fan_checkpoint_quirks_load_strictly(tmp_path):
     torch.manual_seed(1)
-    state = lm.build_face().state_dict()
+    state = fan.build().state_dict()
     old_style = {f"module.{key}": value for key, value in state.items() if not key.endswith("num_batches_tracked")}
     path = tmp_path / "fan_old_style.pth"
     torch.save(old_style, path)
-    net = lm.load(lm.FACE_MODEL, torch.device("cpu"), str(path))
+    net = fan.load(fan.MODEL, torch.device("cpu"), str(path))
     assert not net.training and torch.equal(net.state_dict()["l3.weight"], state["l3.weight"])
     wrong = tmp_path / "not_fan.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)
     with pytest.raises(weights.WeightsError, match="does not fit 2dfan4"):
-        lm.load(lm.FACE_MODEL, torch.device("cpu"), str(wrong))
+        fan.load(fan.MODEL, torch.device("cpu"), str(wrong))
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated, and used here only to make the file
@@ -247,22 +248,22 @@ def test_a_torchscript_archive_is_refused_with_a_clear_message(tmp_path):
     path = tmp_path / "2DFAN4-old.zip"
     torch.jit.save(torch.jit.script(torch.nn.Conv2d(3, 3, 1)), str(path))
     with pytest.raises(weights.WeightsError, match="TorchScript archive"):
-        lm.load(lm.FACE_MODEL, torch.device("cpu"), str(path))
+        fan.load(fan.MODEL, torch.device("cpu"), str(path))
 
 
 def test_official_checkpoints_are_catalogued():
-    pose, face = weights.get(lm.POSE_MODEL), weights.get(lm.FACE_MODEL)
+    pose, face = weights.get(keypointrcnn.MODEL), weights.get(fan.MODEL)
     assert pose.url.endswith("keypointrcnn_resnet50_fpn_coco-fc266e95.pth") and pose.sha256.startswith("fc266e95")
     assert face.url.endswith("2DFAN4-11f355bf06.pth.tar") and face.sha256 is None
     with pytest.raises(weights.MissingWeightsError):  # the test session is offline with an empty cache
-        lm.load(lm.FACE_MODEL, torch.device("cpu"))
+        fan.load(fan.MODEL, torch.device("cpu"))
 
 
 # --- Keypoint R-CNN ------------------------------------------------------------------------------------------------
 
 
 def test_keypoint_rcnn_with_random_weights_gives_heatmaps_in_detection_order(pose_net):
-    result = lm.predict_pose(pose_net, drawn_scene(96, 128), person_threshold=0.0)
+    result = keypointrcnn.predict(pose_net, drawn_scene(96, 128), person_threshold=0.0)
     n = len(result)
     assert 1 <= n <= 3
     assert result.boxes.shape == (n, 4) and result.scores.shape == (n,)
@@ -273,7 +274,7 @@ def test_keypoint_rcnn_with_random_weights_gives_heatmaps_in_detection_order(pos
     keypoints, scores = heatmaps_to_keypoints(torch.from_numpy(result.heatmaps), torch.from_numpy(result.boxes))
     assert np.array_equal(keypoints[..., :2].numpy(), result.keypoints)
     assert np.array_equal(scores.numpy(), result.keypoint_scores)
-    warped = lm.pose_heatmap_on_image(result, 0, 0)
+    warped = keypointrcnn.heatmap_on_image(result, 0, 0)
     assert warped.shape == (96, 128)
 
 
@@ -301,30 +302,30 @@ def test_official_layout_loads_strictly_and_matches_torchvision_frozen_batchnorm
     torch.save(official.state_dict(), path)
     assert not any(key.endswith("num_batches_tracked") for key in official.state_dict())
 
-    ours = lm.load(lm.POSE_MODEL, torch.device("cpu"), str(path))
+    ours = keypointrcnn.load(keypointrcnn.MODEL, torch.device("cpu"), str(path))
     ours.transform.min_size, ours.transform.max_size = (96,), 128
     ours.roi_heads.detections_per_img = 2
     scene = drawn_scene(96, 128)
     with torch.inference_mode():
         expected = official([torch.from_numpy(scene).permute(2, 0, 1).float() / 255])[0]
-    got = lm.predict_pose(ours, scene, person_threshold=0.0)
+    got = keypointrcnn.predict(ours, scene, person_threshold=0.0)
     assert len(got) == len(expected["scores"]) > 0
     assert np.allclose(got.boxes, expected["boxes"].numpy(), atol=1e-3)
     assert np.allclose(got.keypoints, expected["keypoints"][..., :2].numpy(), atol=1e-3)
 
 
 def test_person_threshold_filters_detections_and_their_heatmaps(pose_net):
-    everyone = lm.predict_pose(pose_net, drawn_scene(96, 128), person_threshold=0.0)
+    everyone = keypointrcnn.predict(pose_net, drawn_scene(96, 128), person_threshold=0.0)
     cut = float(everyone.scores[0]) + 1e-6
-    nobody = lm.predict_pose(pose_net, drawn_scene(96, 128), person_threshold=cut)
+    nobody = keypointrcnn.predict(pose_net, drawn_scene(96, 128), person_threshold=cut)
     assert len(nobody) == 0 and nobody.heatmaps.shape == (0, 17, 56, 56)
 
 
 def test_skeleton_data():
-    assert len(lm.COCO_KEYPOINT_NAMES) == 17 and len(lm.COCO_SKELETON) == 19
-    assert all(0 <= a < 17 and 0 <= b < 17 for a, b in lm.COCO_SKELETON)
-    assert len(lm.FACE68_NAMES) == 68 and lm.FACE68_NAMES[30] == "nose_bridge_4"
-    assert all(0 <= a < 68 and 0 <= b < 68 for a, b in lm.FACE68_CONNECTIVITY)
+    assert len(keypointrcnn.KEYPOINT_NAMES) == 17 and len(keypointrcnn.SKELETON) == 19
+    assert all(0 <= a < 17 and 0 <= b < 17 for a, b in keypointrcnn.SKELETON)
+    assert len(fan.FACE68_NAMES) == 68 and fan.FACE68_NAMES[30] == "nose_bridge_4"
+    assert all(0 <= a < 68 and 0 <= b < 68 for a, b in fan.FACE68_CONNECTIVITY)
 
 
 # --- the pipeline ----------------------------------------------------------------------------------------------------
@@ -332,8 +333,8 @@ def test_skeleton_data():
 
 def test_run_pose_with_random_weights(pose_net, fresh_models):
     device = runtime.device()
-    fresh_models.get(lm.cache_key(lm.POSE_MODEL, device), lambda: pose_net.to(device))
-    out = TASK.run(images.load(drawn_scene(96, 128)), model=lm.POSE_MODEL,
+    fresh_models.get(keypointrcnn.cache_key(keypointrcnn.MODEL, device), lambda: pose_net.to(device))
+    out = TASK.run(images.load(drawn_scene(96, 128)), model=keypointrcnn.MODEL,
                    **_options(person_threshold=0.05, keypoint=40, instance=7))
     assert out.images["drawing"].shape == out.images["heatmap"].shape == (96, 128, 3)
     assert out.images["target_vs_prediction"].shape == (224, 2 * 224 + 6, 3)
@@ -347,11 +348,12 @@ def test_run_pose_with_random_weights(pose_net, fresh_models):
 
 def test_run_face_with_random_weights(fan_net, fresh_models, random_mnet_checkpoint):
     device = runtime.device()
-    fresh_models.get(lm.cache_key(lm.FACE_MODEL, device), lambda: fan_net.to(device))
-    out = TASK.run(images.load(drawn_scene(120, 160)), model=lm.POSE_MODEL, detector_checkpoint=random_mnet_checkpoint,
+    fresh_models.get(fan.cache_key(fan.MODEL, device), lambda: fan_net.to(device))
+    out = TASK.run(images.load(drawn_scene(120, 160)), model=keypointrcnn.MODEL,
+                   detector_checkpoint=random_mnet_checkpoint,
                    **_options(target="face", face_threshold=0.05, max_faces=1, sigma=3.0, refine=False))
     record = out.record
-    assert record["target"] == "face" and record["model"] == lm.FACE_MODEL
+    assert record["target"] == "face" and record["model"] == fan.MODEL
     assert record["face_count"] == len(record["faces"]) == 1, "random RetinaFace finds 'faces' at 0.05"
     assert len(record["faces"][0]["landmarks"]) == 68 and all(len(p) == 3 for p in record["faces"][0]["landmarks"])
     assert out.images["drawing"].shape == out.images["heatmap"].shape == (120, 160, 3)
@@ -365,10 +367,10 @@ def test_run_face_with_random_weights(fan_net, fresh_models, random_mnet_checkpo
 
 
 def test_target_option_picks_the_model_and_parses_from_text():
-    assert lm.resolve(lm.POSE_MODEL, "auto") == ("pose", lm.POSE_MODEL)
-    assert lm.resolve(lm.FACE_MODEL, "auto") == ("face", lm.FACE_MODEL)
-    assert lm.resolve(lm.POSE_MODEL, "face") == ("face", lm.FACE_MODEL)
-    assert lm.resolve(lm.FACE_MODEL, "pose") == ("pose", lm.POSE_MODEL)
+    assert lm.resolve(keypointrcnn.MODEL, "auto") == ("pose", keypointrcnn.MODEL)
+    assert lm.resolve(fan.MODEL, "auto") == ("face", fan.MODEL)
+    assert lm.resolve(keypointrcnn.MODEL, "face") == ("face", fan.MODEL)
+    assert lm.resolve(fan.MODEL, "pose") == ("pose", keypointrcnn.MODEL)
     options = TASK.parse_options(["target=face", "refine=off", "keypoint=36", "sigma=1.5"])
     assert options["target"] == "face" and options["refine"] is False and options["keypoint"] == 36
     with pytest.raises(ValueError, match="Unknown landmarks model"):
@@ -383,7 +385,7 @@ def test_real_retinaface_boxes_feed_fan_crops_around_the_face(shared_weights, sh
     rgb = np.asarray(Image.open(shared / "images" / "people_demo.jpg").convert("RGB"))
     faces = lm.detect_faces(rgb, "retinaface-mnet", threshold=0.5, max_faces=1)
     assert len(faces) == 1
-    result = lm.predict_faces(fan_net, rgb, faces.boxes, faces.scores)
+    result = fan.predict(fan_net, rgb, faces.boxes, faces.scores)
     x1, y1, x2, y2 = faces.boxes[0]
     cx, cy = result.transforms[0].center
     assert x1 < cx < x2 and y1 < cy < (y1 + y2) / 2  # moved up from the box centre, as the reference does
@@ -398,15 +400,15 @@ def test_endpoint_face_and_pose(served_app, shared_weights, shared, fan_net, pos
     from gradio_client import Client, handle_file
 
     device = runtime.device()
-    fresh_models.get(lm.cache_key(lm.FACE_MODEL, device), lambda: fan_net.to(device))
-    fresh_models.get(lm.cache_key(lm.POSE_MODEL, device), lambda: pose_net.to(device))
+    fresh_models.get(fan.cache_key(fan.MODEL, device), lambda: fan_net.to(device))
+    fresh_models.get(keypointrcnn.cache_key(keypointrcnn.MODEL, device), lambda: pose_net.to(device))
     client = Client(served_app, verbose=False)
     settings = [-1, 0, 2.0, True, 0.05, 2.0, 0.5, 8]
     drawing, status, heat, target, stacks, points = client.predict(
-        handle_file(str(shared / "images" / "people_demo.jpg")), lm.FACE_MODEL, *settings, None,
+        handle_file(str(shared / "images" / "people_demo.jpg")), fan.MODEL, *settings, None,
         api_name="/landmarks")
     assert "1 face" in status and len(points) == 1 and len(points[0]["landmarks"]) == 68
     assert stacks is not None and Image.open(heat).size == (310, 458)
-    drawing, status, *_ = client.predict(handle_file(str(shared / "images" / "people_demo.jpg")), lm.POSE_MODEL,
+    drawing, status, *_ = client.predict(handle_file(str(shared / "images" / "people_demo.jpg")), keypointrcnn.MODEL,
                                          *settings, None, api_name="/landmarks")
-    assert lm.POSE_MODEL in status and Image.open(drawing).size == (310, 458)
+    assert keypointrcnn.MODEL in status and Image.open(drawing).size == (310, 458)
