@@ -192,10 +192,8 @@ def read_mmdet_checkpoint(path: Path | str) -> dict:
     """
     try:
         return weights.load_state_dict(path)
-    except weights.WeightsError as error:
-        if "Weights only load failed" not in str(error):
-            raise  # missing or not a checkpoint: the weights manager's message says so
-        refused = _refused_global(error.__context__)
+    except weights.UnsafeCheckpointError as error:
+        refused = error.refused
         raise weights.WeightsError(
             f"{Path(path).name} cannot be opened safely: mmdetection checkpoints keep their weights beside a 'meta' "
             f"dict, and this file holds an object that torch.load(weights_only=True) refuses ({refused}). Re-save "
@@ -203,15 +201,6 @@ def read_mmdet_checkpoint(path: Path | str) -> dict:
             "torch.serialization.safe_globals([that object]), then torch.save(checkpoint['state_dict'], ...)) and "
             "give this app that file."
         ) from None
-
-
-def _refused_global(error: BaseException | None) -> str:
-    """The line of torch's weights_only error that names the refused object (the weights manager keeps only the
-    first line of the message)."""
-    for line in str(error or "").splitlines():
-        if "GLOBAL" in line or "global" in line.split(":")[0]:
-            return line.strip()
-    return "see torch's message"
 
 
 def unwrap(state: dict) -> dict:

@@ -133,20 +133,34 @@ def sha256_of(path: Path) -> str:
     return _verified[key]
 
 
+class UnsafeCheckpointError(WeightsError):
+    """A checkpoint that holds Python objects beyond tensors and plain containers (opening it could run code)."""
+
+    def __init__(self, message: str, refused: str):
+        super().__init__(message)
+        self.refused = refused  # the object torch's safe loader refused, as torch names it
+
+
 def load_state_dict(path: Path | str) -> dict:
     """Open a checkpoint safely: tensors and plain containers only, never arbitrary pickled objects."""
     import torch  # here, not at the top: listing and fetching checkpoints must not pay for importing torch
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"Checkpoint file {path} does not exist.")
+        raise WeightsError(f"Checkpoint file {path.name} does not exist.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for "not a checkpoint" and for unsafe pickles
-        raise WeightsError(
-            f"{path.name} cannot be read as a PyTorch checkpoint with weights_only=True ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})."
-        ) from None
+        text = str(error)
+        if "Weights only load failed" in text:  # never pass on torch's advice to retry with weights_only=False
+            detail = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in text else ""
+            refused = next((line.strip() for line in detail.splitlines() if line.strip()),
+                           "an object that is not a tensor")
+            raise UnsafeCheckpointError(
+                f"{path.name} holds Python objects beyond tensors ({refused}); opening it could run code, so this app "
+                "refuses it. Use a file that holds only the weights (a state dict of tensors).", refused) from None
+        raise WeightsError(f"{path.name} cannot be read as a PyTorch checkpoint ({type(error).__name__}: "
+                           f"{text.splitlines()[0] if text else ''}).") from None
 
 
 def strict_load(net: "torch.nn.Module", state: dict, label: str, expected: str = "the official layout"):
