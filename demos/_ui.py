@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import tempfile
 import time
 import traceback
@@ -93,6 +94,14 @@ def live_view(tab_id: str) -> LiveView:
     return LiveView(output, status)
 
 
+_SERVER_PATH = re.compile(r"(?<![\w:/])/(?:[\w.+-]+/)+([\w.+-]+)")
+
+
+def for_people(message: str) -> str:
+    """A message without the server's folders: a path is shortened to its file name (people fix files, not paths)."""
+    return _SERVER_PATH.sub(lambda match: match.group(1), message)
+
+
 def friendly_errors(handler: Callable) -> Callable:
     """Turn any failure into a gr.Error a person understands; the server keeps serving everyone else.
 
@@ -102,9 +111,11 @@ def friendly_errors(handler: Callable) -> Callable:
 
     def translate(error: Exception) -> gr.Error:
         if isinstance(error, USER_ERRORS):
-            return gr.Error(str(error))
+            message = for_people(str(error))
+            log.info("%s refused the input: %s", handler.__name__, message)  # one line: not a bug
+            return gr.Error(message)
         log.error("handler %s failed:\n%s", handler.__name__, traceback.format_exc())  # a bug: log it whole
-        return gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {error}).")
+        return gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {for_people(str(error))}).")
 
     if inspect.isgeneratorfunction(handler):  # streaming handlers stay generators, so Gradio streams them
         @functools.wraps(handler)

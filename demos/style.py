@@ -8,7 +8,8 @@ import gradio as gr
 import pandas as pd
 
 import assets
-from models import style_transfer as st
+from models import style_images
+from models.tabs.style import MODEL_LABELS
 from models.tasks import get_task
 
 from . import _ui
@@ -45,11 +46,11 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown([(label, name) for name, label in st.MODEL_LABELS.items()], value=task.default_model,
+            model = gr.Dropdown([(label, name) for name, label in MODEL_LABELS.items()], value=task.default_model,
                                 label="Method and style", elem_id=f"{ID}-model")
             style = _ui.ImageInput(sources=["upload", "clipboard"], type="filepath", image_mode=None,
                                    label="Style image (AdaIN, Gatys)", elem_id=f"{ID}-style-image", height=200)
-            gr.Examples([[st.builtin_style_path(name)] for name in st.BUILTIN_STYLES]
+            gr.Examples([[style_images.builtin_style_path(name)] for name in style_images.BUILTIN_STYLES]
                         + [[assets.skimage_photo("hubble_deep_field", 512)]], [style],
                         label="Styles (painted by the app; Hubble deep field: public domain)")
             alpha = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength alpha (AdaIN)", elem_id=f"{ID}-alpha")
@@ -58,7 +59,8 @@ def build() -> None:
                 steps = gr.Slider(1, 500, value=option("steps").default, step=1, label="Steps", elem_id=f"{ID}-steps")
                 content_weight = gr.Number(value=option("content_weight").default, label="Content weight")
                 style_weight = gr.Number(value=option("style_weight").default, label="Style weight")
-                optimizer = gr.Radio(list(st.OPTIMIZERS), value=option("optimizer").default, label="Optimiser")
+                optimizer = gr.Radio(list(option("optimizer").choices), value=option("optimizer").default,
+                                     label="Optimiser")
                 init = gr.Radio(["content", "noise"], value="content", label="Start from")
                 working = gr.Slider(0, 1024, value=0, step=32, label="Working size (0 = the method's default)",
                                     elem_id=f"{ID}-working")
@@ -83,7 +85,8 @@ def build() -> None:
                                 elem_id=f"{ID}-gram", height=260)
             live_view = _ui.live_view(ID)
 
-    settings = [model, style, alpha, preserve, steps, content_weight, style_weight, optimizer, init, working, gram_layer]
+    settings = [model, style, alpha, preserve, steps, content_weight, style_weight, optimizer, init, working,
+                gram_layer]
 
     def options_from(style_file, alpha_value, keep_colours, step_count, content_w, style_w, optimiser, start,
                      working_side, layer) -> dict:
@@ -107,26 +110,12 @@ def build() -> None:
             yield ((out.images["content"], out.images["stylized"]), _ui.result_line(out.summary, out.record["notes"]),
                    None, out.images.get("style"), out.images.get("gram"))
             return
-        yield from _stream_gatys(loaded, options, flag, progress)
-
-    def _stream_gatys(loaded, options, flag, progress):
-        style_rgb, style_label = st.resolve_style(options["style"])
-        gram = st.style_gram_image("gatys", style_rgb, options["gram_layer"])
-        content_side = options["max_side"] or st.DEFAULT_WORKING_SIDE["gatys"]
-        reports = st.gatys_steps(
-            loaded.rgb, style_rgb, steps=options["steps"], content_weight=options["content_weight"],
-            style_weight=options["style_weight"], optimizer=options["optimizer"], init=options["init"],
-            max_side=content_side, preserve_color=options["preserve_color"], every=5,
-            should_stop=flag.is_set, progress=_ui.progress_callback(progress))
-        for report in reports:
-            shown = report.best_image if report.done else report.image
-            line = (f"**Gatys, step {report.step} of {report.steps}** on {style_label}: content "
-                    f"{report.content_loss:.3g}, style {report.style_loss:.3g}, total {report.total_loss:.3g}, "
-                    f"{report.seconds:.1f} s")
-            if report.done:
-                line += (f". {'Stopped; ' if report.stopped else ''}showing the best image (step {report.best_step}, "
-                         f"total {report.best_loss:.3g}).")
-            yield (_content_at(loaded.rgb, shown), shown), line, _loss_frame(report.history), style_rgb, gram
+        # Gatys: the optimisation runs in the model layer; each report is shown as it comes, Stop ends it early
+        for out in task.stream(loaded, model=model_name, progress=_ui.progress_callback(progress),
+                               should_stop=flag.is_set, **options):
+            report = out.record["gatys"]
+            yield ((out.images["content"], out.images["stylized"]), _gatys_line(out.record["style"], report),
+                   _loss_frame(report["history"]), out.images["style"], out.images["gram"])
 
     run.click(stylise, [panel.image, *settings, checkpoint], [slider, status, losses, used_style, gram],
               api_name="style", concurrency_id=_ui.MODEL_CONCURRENCY_ID,
@@ -146,14 +135,19 @@ def build() -> None:
     _ui.wire_live(panel, live_view, live_frame, settings, still_outputs=[slider, run, stop])
 
 
-def _content_at(content, like):
-    """The content photo at the optimised image's size, for the slider (Gatys works at a reduced size)."""
-    from models.images import fit_within
+def _gatys_line(style_label: str, report: dict) -> str:
+    """One Gatys report as the status line: step, losses, time; at the end, which image is shown."""
+    loss = report["loss"]
+    line = (f"**Gatys, step {report['steps_done']} of {report['steps']}** on {style_label}: content "
+            f"{loss['content']:.3g}, style {loss['style']:.3g}, total {loss['total']:.3g}, {report['seconds']:.1f} s")
+    if report["done"]:
+        line += (f". {'Stopped; ' if report['stopped'] else ''}showing the best image (step {report['best_step']}, "
+                 f"total {report['best_loss']:.3g}).")
+    return line
 
-    return fit_within(content, max(like.shape[:2]))[0]
 
-
-def _loss_frame(history: list[tuple[int, float, float, float]]) -> pd.DataFrame:
-    rows = [(step, name, math.log10(max(value, 1e-12)))
-            for step, *values in history for name, value in zip(("content", "style", "total"), values)]
+def _loss_frame(history: list[dict]) -> pd.DataFrame:
+    """The record's loss history as the plot's long table: one row per step and loss, log10 scaled."""
+    rows = [(entry["step"], name, math.log10(max(entry[name], 1e-12)))
+            for entry in history for name in ("content", "style", "total")]
     return pd.DataFrame(rows, columns=["step", "loss", "log10 loss"])
