@@ -148,3 +148,20 @@ def test_large_input_is_scaled_down_and_says_so():
     assert loaded.rgb.shape == (100, 400, 3)
     assert loaded.original_size == (1200, 300)
     assert any("scaled down from 1200x300 to 400x100" in note for note in loaded.notes)
+
+
+def test_a_huge_jpeg_is_decoded_small_and_a_huge_png_is_still_refused(tmp_path):
+    """A 12000x9000 phone photo (108 MP) is read at a fraction of its size; the same size as PNG stays a bomb."""
+    from PIL import Image
+
+    from models import images
+
+    big = tmp_path / "phone.jpg"
+    gradient = np.linspace(0, 255, 12000, dtype=np.uint8)
+    Image.fromarray(np.broadcast_to(gradient[None, :, None], (9000, 12000, 3)).copy()).save(big, quality=80)
+    loaded = images.load(str(big), max_side=1333)
+    assert loaded.size == (1333, 1000)
+    assert any("12000x9000" in note and "decoded at 1500x1125" in note for note in loaded.notes)
+    assert abs(int(loaded.rgb[500, 666, 0]) - 127) < 6  # the content survives the reduced decode: mid-gradient grey
+    with pytest.raises(images.ImageInputError, match="megapixels"):
+        images.load(png_claiming(12000, 9000), max_side=1333)
