@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             runtime.set_device_preference(args.device)
         except ValueError as error:
             return _fail(str(error))
-    return {"serve": serve, "predict": predict, "models": list_models, "download": download}[command](args)
+    return {"serve": serve, "predict": predict, "batch": run_batch, "models": list_models,
+            "download": download}[command](args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,10 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="CV Playground", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__)
     common(parser, True)
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for a LAN)")
-    parser.add_argument("--port", type=int, default=7860)
+    # A Hugging Face Space runs a bare `python app.py`: its address and the talk settings come from the environment.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to serve on (0.0.0.0 for a LAN)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    parser.add_argument("--preload", action="store_true", help="load every tab's default model at start-up")
+    parser.add_argument("--preload", action="store_true", default=os.environ.get("CVPG_PRELOAD", "") not in ("", "0"),
+                        help="load and warm every shown tab's model at start-up (env CVPG_PRELOAD=1)")
+    parser.add_argument("--tabs", default=os.environ.get("CVPG_TABS") or None, metavar="TAB[:MODEL],...",
+                        help="only these tabs, in this order; tab:model picks the model --preload warms "
+                        "(env CVPG_TABS)")
     parser.add_argument("--mcp", action="store_true", help="also serve every tab as an MCP tool for agents "
                         "(at /gradio_api/mcp/sse)")
     sub = parser.add_subparsers(dest="command")
@@ -63,12 +70,27 @@ def _parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--model", help="model name (default: the tab's default)")
     predict_parser.add_argument("--checkpoint", help="your own checkpoint file in the model's official format")
     predict_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a tab option")
+    batch_parser = sub.add_parser("batch", help="run a tab over a folder of photos and videos, resumably, on every "
+                                  "core and GPU or a cluster (with Ray: requirements-scale.txt)")
+    common(batch_parser, False)
+    import batch
+
+    batch.add_arguments(batch_parser)
 
     models_parser = sub.add_parser("models", help="list checkpoints")
     common(models_parser, False)
     download_parser = sub.add_parser("download", help="fetch checkpoints ahead of time")
     common(download_parser, False)
-    download_parser.add_argument("names", nargs="+", help="checkpoint names, or all")
+    download_parser.add_argument("names", nargs="*", help="checkpoint names, or all")
+    download_parser.add_argument("--tabs", default=argparse.SUPPRESS, metavar="TAB[:MODEL],...",
+                                 help="also every checkpoint these tabs' models need (tab:model: that model's)")
+    doctor_parser = sub.add_parser("doctor", help="the talk checklist: which tabs work offline here, and how fast")
+    common(doctor_parser, False)
+    doctor_parser.add_argument("--tabs", default=argparse.SUPPRESS, metavar="TAB[:MODEL],...",
+                               help="check only these (exit 1 if one would fail offline)")
+    doctor_parser.add_argument("--timing", choices=["chosen", "all", "none"], default="chosen",
+                               help="time a load and one run of the chosen models (default), every model here, "
+                               "or none")
     return parser
 
 
@@ -77,23 +99,30 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-def build_app():
+def build_app(tabs: list[str] | None = None):
+    """The Blocks app with `tabs` (tab ids, in that order; default: every tab of models.tasks.TABS)."""
     import importlib
 
     import gradio as gr
 
+    import gpu
     from models import tasks
 
-    with gr.Blocks(title="CV Playground") as app:
+    tabs = list(tasks.TABS) if tabs is None else list(dict.fromkeys(tabs))
+    for tab in tabs:
+        tasks.get_task(tab)  # an unknown id raises OptionError listing the valid ones
+    keep = int(os.environ.get("CVPG_KEEP_OUTPUTS_S", "3600"))  # uploads and results older than this are deleted
+    with gr.Blocks(title="CV Playground", delete_cache=(max(60, keep // 4), keep)) as app:
         gr.Markdown("# CV Playground\nLandmark computer-vision models of the last decade, on your own photos and "
                     "webcam. Each tab shows the result and how the model gets there.")
         with gr.Tabs():
-            for demo in (importlib.import_module(f"demos.{tasks.module_name(tab)}") for tab in tasks.TABS):
+            for demo in (importlib.import_module(f"demos.{tasks.module_name(tab)}") for tab in tabs):
                 with gr.Tab(demo.TITLE, id=demo.ID, elem_id=f"tab-{demo.ID}"):
                     demo.build()
         from models import runtime
 
         gr.Markdown(f"Models run on **{runtime.describe(runtime.device())}**.", elem_id="device-line")
+    gpu.register(tabs)  # on a ZeroGPU Space, the GPU functions must exist before launch
     app.queue(default_concurrency_limit=2, max_size=64)
     return app
 
@@ -106,26 +135,46 @@ def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
 
 
 def serve(args) -> int:
+    import gpu  # first: on a ZeroGPU Space, `spaces` must patch torch before anything touches CUDA
+
+    import doctor
+    from models import tasks
+
+    try:
+        selection = doctor.parse_tabs(args.tabs)
+    except tasks.OptionError as error:
+        return _fail(str(error))
+    if gpu.on_zero_gpu():
+        print("ZeroGPU Space: each model call runs under spaces.GPU")
     if args.preload:
-        _preload()
-    launch(build_app(), args.host, args.port, args.share, mcp_server=args.mcp)
+        _preload(selection)
+    launch(build_app(list(selection) if selection else None), args.host, args.port, args.share, mcp_server=args.mcp)
     return 0
 
 
-def _preload() -> None:
-    from models import tasks
+def _preload(selection: dict | None = None) -> None:
+    """Load and warm (one run on a small photo) each shown tab's model: its default, or those named with tab:model."""
+    import doctor
+    import gpu
+    from models import runtime, tasks
 
-    for task in tasks.load_all():
+    chosen = [(tasks.get_task(tab), model) for tab, named in (selection or dict.fromkeys(tasks.TABS)).items()
+              for model in doctor.chosen_models(tasks.get_task(tab), named)]
+    if len(chosen) > runtime.MODELS.capacity:
+        print(f"note: {len(chosen)} models but the cache keeps {runtime.MODELS.capacity}; set CVPG_MAX_MODELS="
+              f"{len(chosen)} or more so none is dropped before its first click", file=sys.stderr)
+    for task, model in chosen:
         started = time.perf_counter()
-        try:
-            task.preload(task.default_model)
-            print(f"preloaded {task.id}/{task.default_model} in {time.perf_counter() - started:.1f} s")
+        try:  # ZeroGPU's main process has no real GPU: there the model is loaded, and warms in its first call
+            doctor.warm_up(task, model, run=not gpu.on_zero_gpu())
+            print(f"preloaded {task.id}/{model} in {time.perf_counter() - started:.1f} s")
         except Exception as error:  # the tab still works for other models; say why this one did not load
-            print(f"could not preload {task.id}/{task.default_model}: {error}", file=sys.stderr)
+            print(f"could not preload {task.id}/{model}: {error}", file=sys.stderr)
 
 
 def predict(args) -> int:
-    from models import images, tasks, weights
+    import outputs
+    from models import tasks
 
     try:
         task = tasks.get_task(args.task)
@@ -138,38 +187,35 @@ def predict(args) -> int:
     failures = 0
     for source in args.inputs:
         started = time.perf_counter()
-        stem = Path(source).stem
         try:
-            if task.run_video is not None and Path(source).suffix.lower() in task.video_suffixes:
-                _predict_video(task, source, outdir / f"{stem}.{task.video_output_suffix.lstrip('.')}",
-                               model, args.checkpoint, options, started)
+            if outputs.is_video(task, source):
+                _predict_video(task, source, outputs.video_path(task, outdir, source), model, args.checkpoint, options,
+                               started)
                 continue
-            loaded = images.load(source, max_side=task.max_side)
-            out = task.run(loaded, model=model, checkpoint=args.checkpoint, **options)
-        except (images.ImageInputError, weights.WeightsError, ValueError, MemoryError) as error:
+            result = outputs.run_image(task, source, model, args.checkpoint, options)
+        except outputs.input_errors() as error:
             print(f"error: {source}: {error}", file=sys.stderr)
             failures += 1
             continue
-        files = {}
-        for name, array in out.images.items():
-            path = outdir / f"{stem}.{name}.png"
-            images.save_png(array, path)
-            files[name] = str(path)
-        record = {**out.record, "input": str(source), "files": files, "options": options,
-                  "total_ms": round((time.perf_counter() - started) * 1000, 1)}
-        (outdir / f"{stem}.json").write_text(json.dumps(record, indent=2))
-        print(f"{source}: {out.summary} -> {outdir / (stem + '.json')}")
+        json_path = outputs.write_image_result(outdir, source, result, options)
+        print(f"{source}: {result.summary} -> {json_path}")
     return 1 if failures else 0
 
 
 def _predict_video(task, source: str, target: Path, model: str, checkpoint: str | None, options: dict,
                    started: float) -> None:
-    record = task.run_video(source, target, model=model, checkpoint=checkpoint, **options)
-    record = {**record, "input": str(source), "options": options,
-              "total_ms": round((time.perf_counter() - started) * 1000, 1)}
-    json_path = target.with_suffix(".json")
-    json_path.write_text(json.dumps(record, indent=2))
+    import outputs
+
+    record = outputs.run_video(task, source, target, model, checkpoint, options)
+    json_path = outputs.write_video_record(target, source, record, options, outputs.elapsed_ms(started))
     print(f"{source}: {record['frames']} frames -> {target}, {json_path}")
+
+
+def run_batch(args) -> int:
+    import batch
+    import batch_ray
+
+    return batch.main(args, ray_engine=batch_ray.run)
 
 
 def _catalogue() -> dict:
@@ -196,7 +242,20 @@ def download(args) -> int:
     from models import weights
 
     known = _catalogue()
-    names = list(known) if args.names == ["all"] else args.names
+    names = list(known) if args.names == ["all"] else list(args.names)
+    if getattr(args, "tabs", None):
+        import doctor
+        from models import tasks
+
+        try:
+            selection = doctor.parse_tabs(args.tabs) or {}
+        except tasks.OptionError as error:
+            return _fail(str(error))
+        names += [name for tab, named in selection.items() for model in named or tasks.get_task(tab).models
+                  for name in doctor.needed_checkpoints(tab, model)]
+        names = list(dict.fromkeys(names))
+    if not names:
+        return _fail("name the checkpoints to fetch (or all), or the tabs: --tabs face-deid,super-resolution")
     unknown = [name for name in names if name not in known]
     if unknown:
         return _fail(f"unknown checkpoint {', '.join(unknown)}; valid: all, {', '.join(known)}")

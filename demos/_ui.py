@@ -5,10 +5,13 @@ formats what comes back.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
+import os
 import re
+import shutil
 import tempfile
 import time
 import traceback
@@ -17,7 +20,6 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
-import numpy as np
 
 from models import images, weights
 from models.tasks import OptionError, Task
@@ -28,7 +30,12 @@ LIVE_TIME_LIMIT = 60  # seconds one viewer may hold a worker before rejoining th
 MODEL_CONCURRENCY_ID = "models"  # every model tab shares one pool of workers
 MODEL_CONCURRENCY_LIMIT = 2
 _WEBCAM = gr.WebcamOptions(mirror=True, constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}})
-_OUTPUT_DIR = Path(tempfile.gettempdir()) / "cvpg-outputs"
+# Result files for download buttons and videos: one folder per server process, swept of files older than
+# KEEP_OUTPUTS_S on every write and removed at exit (Gradio copies what it serves into its own cache, which
+# build_app's `delete_cache` sweeps).
+KEEP_OUTPUTS_S = int(os.environ.get("CVPG_KEEP_OUTPUTS_S", "3600"))
+_OUTPUT_DIR = Path(tempfile.gettempdir()) / f"cvpg-outputs-{os.getpid()}"
+atexit.register(shutil.rmtree, _OUTPUT_DIR, True)
 log = logging.getLogger("cvpg")
 
 # Failures a person can act on: their message is shown as it is.
@@ -144,11 +151,7 @@ def friendly_errors(handler: Callable) -> Callable:
 def load_input(source, max_side: int, mirror_back: bool = False) -> images.LoadedImage:
     """Decode an upload or a frame; `mirror_back` undoes the browser's selfie mirroring of webcam frames."""
     loaded = images.load(source, max_side=max_side)
-    if mirror_back:
-        loaded.rgb = np.ascontiguousarray(loaded.rgb[:, ::-1])
-        if loaded.alpha is not None:
-            loaded.alpha = np.ascontiguousarray(loaded.alpha[:, ::-1])
-    return loaded
+    return images.mirrored(loaded) if mirror_back else loaded
 
 
 def run_task(task: Task, image, model: str, options: dict, checkpoint=None, progress=None,
@@ -178,13 +181,28 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     return lambda fraction, text: progress(fraction, desc=text)
 
 
-def save_png(array: np.ndarray, stem: str) -> str:
+def save_png(array: "np.ndarray", stem: str) -> str:
     """Write a full-size result for the download button (PNG: lossless)."""
+    sweep_outputs()
     _OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=_OUTPUT_DIR, prefix=f"{stem}-", suffix=".png", delete=False)
     handle.close()
     images.save_png(array, handle.name)
     return handle.name
+
+
+def sweep_outputs(max_age_s: float | None = None) -> int:
+    """Delete result files older than `max_age_s` (default KEEP_OUTPUTS_S); returns how many were deleted."""
+    limit = time.time() - (KEEP_OUTPUTS_S if max_age_s is None else max_age_s)
+    deleted = 0
+    for path in _OUTPUT_DIR.rglob("*") if _OUTPUT_DIR.is_dir() else ():
+        try:
+            if path.is_file() and path.stat().st_mtime < limit:
+                path.unlink()
+                deleted += 1
+        except OSError:  # another request's file vanished first: nothing to do
+            continue
+    return deleted
 
 
 def result_line(summary: str, notes: list[str]) -> str:
@@ -218,6 +236,7 @@ def video_section(tab_id: str, what: str) -> VideoSection:
 
 def video_target(stem: str) -> str:
     """A fresh path for a processed video (WebM)."""
+    sweep_outputs()
     folder = _OUTPUT_DIR / "videos"
     folder.mkdir(parents=True, exist_ok=True)
     return tempfile.NamedTemporaryFile(dir=folder, prefix=f"{stem}-", suffix=".webm", delete=False).name

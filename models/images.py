@@ -233,3 +233,11 @@ def check_rgb(rgb: np.ndarray, who: str = "This model") -> None:
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         described = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
         raise ValueError(f"{who} needs an RGB uint8 array of shape (H, W, 3); got a {described}")
+
+
+def mirrored(loaded: LoadedImage) -> LoadedImage:
+    """The image flipped left-right (undoes a browser's selfie mirroring of webcam frames)."""
+    loaded.rgb = np.ascontiguousarray(loaded.rgb[:, ::-1])
+    if loaded.alpha is not None:
+        loaded.alpha = np.ascontiguousarray(loaded.alpha[:, ::-1])
+    return loaded
