@@ -1,13 +1,14 @@
-"""Landmarks tab: human pose (Keypoint R-CNN) and 68 face landmarks (FAN), with the heatmaps behind the points."""
+"""Landmarks tab: human pose (Keypoint R-CNN) and 68 face landmarks (FAN), with the heatmaps behind the points, and
+the face detector's five regressed points set beside FAN's."""
 from __future__ import annotations
 
 import gradio as gr
 
 import assets
-from models import fan, keypointrcnn
+from models import face_points, fan, keypointrcnn
 from models.tasks import get_task
 
-from . import _ui
+from . import _live, _ui, _widgets
 
 ID = "landmarks"
 TITLE = "Landmarks"
@@ -18,12 +19,27 @@ from **Gaussian targets** centred on the annotated points. Keypoint R-CNN (He et
 keypoint inside each person's box; FAN (Bulat & Tzimiropoulos, 2017) stacks four **hourglasses**, each refining the
 previous one's heatmaps: pick a point and watch it sharpen from stack 1 to 4.
 """
+COMPARISON = f"""
+- **Coordinate regression** (the face detector: RetinaFace or CenterFace): the detector's head outputs the ten
+  numbers of five points directly, offsets from its anchor or face centre, in the same pass that finds the face:
+  almost free, but one number per coordinate with no spatial map behind it, so ambiguous faces pull the points toward
+  an average face.
+- **Heatmap classification** (FAN): every pixel of a 64x64 map per point is scored "the point is here" and the peak
+  is taken: spatially explicit and more accurate, at the cost of a large network run on every face crop.
+
+<span style="color:{face_points.REGRESSED_COLOR}">●</span> the detector's regressed points,
+<span style="color:{face_points.HEATMAP_COLOR}">●</span> FAN's (eye centres: the mean of each eye's six points; nose
+tip: point 30; mouth corners: 48 and 54), joined by a white line. FAN's official weights are not shipped with the
+project: without them FAN is random and its points are noise.
+"""
 LIVE_MAX_SIDE = 480
+DETECTOR_LABELS = {"retinaface-mnet": "RetinaFace, MobileNet-0.25 (fast)", "retinaface-r50": "RetinaFace, ResNet-50",
+                   "centerface": "CenterFace"}
+_COMPARISON_HEADERS = ["point", "detector (x, y)", "FAN (x, y)", "distance (px)"]
 
 
 def build() -> None:
     task = get_task(ID)
-    option = task.option
     gr.Markdown(EXPLANATION)
     with gr.Row():
         with gr.Column(scale=1):
@@ -31,20 +47,19 @@ def build() -> None:
             model = gr.Radio([("Human pose: Keypoint R-CNN (17 COCO keypoints)", keypointrcnn.MODEL),
                               ("Face: FAN, 4 stacked hourglasses (68 points)", fan.MODEL)],
                              value=task.default_model, label="Model", elem_id=f"{ID}-model")
-            keypoint = gr.Dropdown(_keypoint_choices(keypointrcnn.MODEL), value=-1, label="Keypoint for the heatmaps",
-                                   elem_id=f"{ID}-keypoint")
-            instance = gr.Number(value=0, precision=0, minimum=0, label="Person / face (0 = best scoring)")
-            sigma = gr.Slider(0.5, 10, value=option("sigma").default, step=0.25, label="Gaussian target sigma (px)")
-            refine = gr.Checkbox(value=True, label="Quarter-pixel refinement (face)",
-                                 info="off: plain arg-max of the heatmap")
+            options = _widgets.option_widgets(
+                task, ("face_detector", "keypoint"),
+                face_detector=dict(choices=[(DETECTOR_LABELS.get(name, name), name)
+                                            for name in task.option("face_detector").choices]),
+                keypoint=dict(choices=_keypoint_choices(keypointrcnn.MODEL), kind=gr.Dropdown))
+            instance = task.option("instance")  # a number box: a 0-999 slider would be all but unusable
+            options["instance"] = gr.Number(value=instance.default, precision=0, minimum=instance.minimum,
+                                            maximum=instance.maximum, label=_widgets.label_of(instance),
+                                            info=instance.help, elem_id=f"{ID}-instance")
+            options |= _widgets.option_widgets(task, ("sigma", "refine"))
             with gr.Accordion("Thresholds and checkpoints", open=False):
-                person_threshold = gr.Slider(0.05, 0.99, value=option("person_threshold").default, step=0.01,
-                                             label="Person score threshold")
-                keypoint_threshold = gr.Slider(-10, 30, value=option("keypoint_threshold").default, step=0.5,
-                                               label="Keypoint score threshold (heatmap logit)")
-                face_threshold = gr.Slider(0.05, 0.99, value=option("face_threshold").default, step=0.01,
-                                           label="Face score threshold")
-                max_faces = gr.Slider(1, 64, value=option("max_faces").default, step=1, label="At most this many faces")
+                options |= _widgets.option_widgets(
+                    task, ("person_threshold", "keypoint_threshold", "face_threshold", "max_faces"))
                 checkpoint = gr.File(label="Your own checkpoint for the chosen model (.pth / .pth.tar)",
                                      file_types=[".pth", ".tar", ".pt"], elem_id=f"{ID}-checkpoint")
             run = gr.Button("Find landmarks", variant="primary", elem_id=f"{ID}-run")
@@ -59,42 +74,46 @@ def build() -> None:
                               format="png", elem_id=f"{ID}-target")
             stacks = gr.Image(label="FAN: the chosen point's heatmap after hourglass 1, 2, 3, 4", type="numpy",
                               format="png", elem_id=f"{ID}-stacks", visible=False)
+            with gr.Accordion("Regressed coordinates vs heatmap peaks: the same five face points two ways", open=True,
+                              visible=False) as comparison_section:
+                gr.Markdown(COMPARISON)
+                comparison = gr.Image(label="The chosen face: detector (cyan) vs FAN (magenta)", type="numpy",
+                                      format="png", elem_id=f"{ID}-comparison", height=384)
+                distances = gr.Dataframe(headers=_COMPARISON_HEADERS, label="Distance between the two, in pixels",
+                                         interactive=False, elem_id=f"{ID}-distances")
             table = gr.JSON(label="Points", elem_id=f"{ID}-points")
+            record = _ui.record_view(ID)
             live_view = _ui.live_view(ID)
 
-    model.change(lambda name: gr.update(choices=_keypoint_choices(name), value=-1), model, keypoint, queue=False,
-                 api_visibility="private")
-    settings = [model, keypoint, instance, sigma, refine, person_threshold, keypoint_threshold, face_threshold,
-                max_faces]
-
-    def options_from(keypoint_index, instance_index, sigma_px, refine_on, person_min, keypoint_min, face_min,
-                     faces) -> dict:
-        values = dict(keypoint=int(keypoint_index), instance=int(instance_index or 0), sigma=float(sigma_px),
-                      refine=bool(refine_on), person_threshold=float(person_min), keypoint_threshold=float(keypoint_min),
-                      face_threshold=float(face_min), max_faces=int(faces))
-        return task.check_options(**values)
+    model.change(lambda name: gr.update(choices=_keypoint_choices(name), value=-1), model, options["keypoint"],
+                 queue=False, api_visibility="private")
 
     @_ui.friendly_errors
-    def find(progress=gr.Progress(), image=None, model_name=None, *values):
-        *values, own_checkpoint = values
-        loaded = _ui.load_input(image, task.max_side)
-        out = task.run(loaded, model=task.check_model(model_name), checkpoint=own_checkpoint,
-                       progress=_ui.progress_callback(progress), **options_from(*values))
-        points = out.record.get("persons", out.record.get("faces"))
-        return (out.images["drawing"], _ui.result_line(out.summary, out.record["notes"]), out.images["heatmap"],
-                out.images["target_vs_prediction"],
-                gr.update(value=out.images.get("stacks"), visible="stacks" in out.images), points)
+    def landmarks(image, model=task.default_model, checkpoint=None, progress=gr.Progress(), **values):
+        """Find 17 body keypoints per person (Keypoint R-CNN) or 68 face landmarks per face (FAN) from heatmaps; for
+        faces, also the face detector's five regressed points and their distance to FAN's."""
+        _, out = _ui.run_task(task, image, model, values, checkpoint=checkpoint, progress=progress)
+        record = out.record
+        face = record["target"] == "face"
+        rows = []
+        if face and record["regressed_vs_heatmap"]["faces"]:
+            chosen = record["regressed_vs_heatmap"]["faces"][record["view"]["instance"]]
+            rows = [[row["name"], _xy(row["regressed"]), _xy(row["fan"]), row["distance_px"]]
+                    for row in chosen["points"]]
+        return (out.images["drawing"], _ui.result_line(out.summary, record["notes"]), out.images["heatmap"],
+                out.images["target_vs_prediction"], gr.update(value=out.images.get("stacks"), visible=face),
+                gr.update(visible=face), out.images.get("regressed_vs_heatmap"), rows,
+                record.get("persons", record.get("faces")), record)
 
-    run.click(find, [panel.image, *settings, checkpoint], [drawing, status, heat, target, stacks, table],
-              api_name="landmarks", concurrency_id=_ui.MODEL_CONCURRENCY_ID,
-              concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
+    _ui.bind(run.click, landmarks, [panel.image, model, checkpoint], options,
+             [drawing, status, heat, target, stacks, comparison_section, comparison, distances, table, record],
+             api_name="landmarks")
+    _live.wire_live(task, panel, live_view, model, options, "drawing",
+                    still_outputs=[drawing, heat, target, table, run], max_side=LIVE_MAX_SIDE)
 
-    def live_frame(frame, mirror, model_name, *values):
-        loaded = _ui.load_input(frame, LIVE_MAX_SIDE, mirror_back=not mirror)
-        out = task.run(loaded, model=task.check_model(model_name), **options_from(*values))
-        return out.images["drawing"], out.summary
 
-    _ui.wire_live(panel, live_view, live_frame, settings, still_outputs=[drawing, heat, target, table, run])
+def _xy(point: list[float]) -> str:
+    return f"{point[0]:.1f}, {point[1]:.1f}"
 
 
 def _keypoint_choices(model: str) -> list[tuple[str, int]]:

@@ -7,7 +7,7 @@ import assets
 from models import mask2former
 from models.tasks import get_task
 
-from . import _ui
+from . import _live, _ui, _widgets
 
 ID = "panoptic"
 TITLE = "Panoptic segmentation"
@@ -23,22 +23,13 @@ _LEGEND_KEYS = ("name", "kind", "area_pct", "score", "color")
 
 def build() -> None:
     task = get_task(ID)
-    option = task.option
     gr.Markdown(EXPLANATION)
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown([(mask2former.LABELS[name], name) for name in task.models],
-                                value=task.default_model, label="Model", elem_id=f"{ID}-model")
-            threshold = gr.Slider(0, 1, value=option("threshold").default, step=0.01, label="Label-mask threshold",
-                                  info=option("threshold").help)
-            overlap = gr.Slider(0, 1, value=option("overlap_threshold").default, step=0.01, label="Overlap threshold",
-                                info=option("overlap_threshold").help)
-            mask_threshold = gr.Slider(0, 0.99, value=option("mask_threshold").default, step=0.01,
-                                       label="Mask threshold")
-            opacity = gr.Slider(0, 1, value=option("opacity").default, step=0.05, label="Opacity")
-            labels = gr.Checkbox(value=True, label="Write labels on segments")
-            working = gr.Slider(0, 1333, value=0, step=32, label="Working size (0 = the checkpoint's 384x384)")
+            model = _widgets.model_widget(task, mask2former.LABELS)
+            options = _widgets.option_widgets(task, ("threshold", "overlap_threshold", "mask_threshold", "opacity",
+                                                     "show_labels", "working_size"))
             run = gr.Button("Segment every pixel", variant="primary", elem_id=f"{ID}-run")
             gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
                         label="Examples (scikit-image sample photos, public domain / CC0)")
@@ -53,31 +44,20 @@ def build() -> None:
             legend = gr.Dataframe(headers=list(_LEGEND_KEYS), label="Legend (largest first)", interactive=False,
                                   elem_id=f"{ID}-legend")
             label_file = gr.File(label="Segment map (PNG: 0 = void, n = legend id)", elem_id=f"{ID}-labels")
+            record = _ui.record_view(ID)
             live_view = _ui.live_view(ID)
 
-    settings = [model, threshold, overlap, mask_threshold, opacity, labels, working]
-
-    def options_from(label_min, overlap_min, mask_min, alpha, show_labels, side) -> dict:
-        values = dict(threshold=float(label_min), overlap_threshold=float(overlap_min), mask_threshold=float(mask_min),
-                      opacity=float(alpha), show_labels=bool(show_labels), working_size=int(side))
-        return task.check_options(**values)
-
     @_ui.friendly_errors
-    def segment(progress=gr.Progress(), image=None, model_name=None, *values):
-        loaded = _ui.load_input(image, task.max_side)
-        out = task.run(loaded, model=task.check_model(model_name), progress=_ui.progress_callback(progress),
-                       **options_from(*values))
+    def panoptic(image, model=task.default_model, progress=gr.Progress(), **values):
+        """Label every pixel with Mask2Former (COCO panoptic): stuff by class, things by class and instance, with a
+        legend and a segment map."""
+        loaded, out = _ui.run_task(task, image, model, values, progress=progress)
         rows = [[row[key] for key in _LEGEND_KEYS] for row in out.record["segments"]]
         return ((loaded.rgb, out.images["panoptic"]), _ui.result_line(out.summary, out.record["notes"]),
-                out.images["stuff"], out.images["things"], rows, _ui.save_png(out.images["labels"], "segments"))
+                out.images["stuff"], out.images["things"], rows, _ui.save_png(out.images["labels"], "segments"),
+                out.record)
 
-    run.click(segment, [panel.image, *settings], [merged, status, stuff, things, legend, label_file],
-              api_name="panoptic", concurrency_id=_ui.MODEL_CONCURRENCY_ID,
-              concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
-
-    def live_frame(frame, mirror, model_name, *values):
-        loaded = _ui.load_input(frame, LIVE_MAX_SIDE, mirror_back=not mirror)
-        out = task.run(loaded, model=task.check_model(model_name), **options_from(*values))
-        return out.images["panoptic"], out.summary
-
-    _ui.wire_live(panel, live_view, live_frame, settings, still_outputs=[merged, stuff, things, legend, run])
+    _ui.bind(run.click, panoptic, [panel.image, model], options,
+             [merged, status, stuff, things, legend, label_file, record], api_name="panoptic")
+    _live.wire_live(task, panel, live_view, model, options, "panoptic",
+                    still_outputs=[merged, stuff, things, legend, run], max_side=LIVE_MAX_SIDE)

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision.models.detection.roi_heads import heatmaps_to_keypoints
 
 from conftest import drawn_scene
-from models import fan, heatmaps as hm, images, keypointrcnn, retinaface, runtime, weights
+from models import face_points, fan, heatmaps as hm, images, keypointrcnn, retinaface, runtime, weights
 from models.tabs import landmarks as lm
 
 TASK = lm.TASK
@@ -364,6 +364,80 @@ def test_run_face_with_random_weights(fan_net, fresh_models, random_mnet_checkpo
     # Plain arg-max: every heatmap point is a pixel centre.
     assert (np.array(view["heatmap_point"]) % 1 == 0.5).all() and record["decoding"] == "plain arg-max"
     json.dumps(record)
+    # The regressed-vs-heatmap comparison: FAN's five points follow from the record's own 68.
+    compared = record["regressed_vs_heatmap"]
+    assert compared["detector"] == "retinaface-mnet" and compared["point_names"] == list(face_points.FIVE_POINT_NAMES)
+    row = compared["faces"][0]
+    fan_five = face_points.five_from_68(np.array(record["faces"][0]["landmarks"])[:, :2])
+    assert np.array([p["fan"] for p in row["points"]]) == pytest.approx(fan_five, abs=0.02)
+    for point in row["points"]:
+        gap = np.linalg.norm(np.subtract(point["regressed"], point["fan"]))
+        assert point["distance_px"] == pytest.approx(gap, abs=0.02)
+    assert max(out.images["regressed_vs_heatmap"].shape[:2]) == face_points.VIEW_SIDE
+
+
+# --- regressed coordinates vs heatmap points (issue 13) ---------------------------------------------------------------
+
+
+def _hand_made_68() -> tuple[np.ndarray, np.ndarray]:
+    """A 68-point face with noise everywhere except the points the five are made of: each eye a hexagon around its
+    centre, the nose tip and the mouth corners at known places. Returns (68 points, the five expected)."""
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 300, size=(68, 2)).astype(np.float32)
+    angles = np.arange(6) * np.pi / 3
+    hexagon = np.stack([np.cos(angles), np.sin(angles)], axis=1) * [12, 6]
+    expected = np.array([[100, 120], [160, 121], [130, 150], [108, 181], [152, 179]], np.float32)
+    points[36:42] = expected[0] + hexagon  # the subject's right eye: the image's left
+    points[42:48] = expected[1] + hexagon
+    points[30], points[48], points[54] = expected[2], expected[3], expected[4]
+    return points, expected
+
+
+def test_five_points_from_68_are_eye_centres_nose_tip_and_mouth_corners():
+    points, expected = _hand_made_68()
+    assert face_points.five_from_68(points) == pytest.approx(expected, abs=1e-4)
+    batch = face_points.five_from_68(np.stack([points, points + 10]))  # leading dimensions kept
+    assert batch.shape == (2, 5, 2) and batch[1] == pytest.approx(expected + 10, abs=1e-4)
+    # The indices are the named 68-point groups; "left" in the detectors' order is the image's left (the subject's
+    # right), as in the 68-point markup's "right_eye".
+    names = [[fan.FACE68_NAMES[i] for i in group] for group in face_points.FACE68_FOR_FIVE]
+    assert names == [[f"right_eye_{k}" for k in range(1, 7)], [f"left_eye_{k}" for k in range(1, 7)],
+                     ["nose_bridge_4"], ["outer_lip_1"], ["outer_lip_7"]]
+    assert face_points.FACE68_FOR_FIVE[2] == (fan.NOSE_TIP,)
+    with pytest.raises(ValueError, match="68, 2"):
+        face_points.five_from_68(np.zeros((5, 2)))
+
+
+def test_comparison_table_measures_pixel_distances_and_the_view_draws_both():
+    regressed = np.array([[[100, 120], [160, 120], [130, 150], [110, 180], [150, 180]]], np.float32)
+    from_heatmaps = regressed + np.array([[3, 4], [0, 0], [-6, 8], [0, 2], [1, 0]], np.float32)
+    assert face_points.distances(regressed, from_heatmaps) == pytest.approx(np.array([[5, 0, 10, 2, 1]]))
+    (row,) = face_points.comparison_table(regressed, from_heatmaps)
+    assert [p["name"] for p in row["points"]] == list(face_points.FIVE_POINT_NAMES)
+    assert [p["distance_px"] for p in row["points"]] == [5.0, 0.0, 10.0, 2.0, 1.0]
+    assert row["mean_px"] == 3.6 and row["interocular_px"] == 60.0
+    assert row["points"][0]["regressed"] == [100.0, 120.0] and row["points"][0]["fan"] == [103.0, 124.0]
+    json.dumps(row)
+    rgb = np.zeros((300, 400, 3), np.uint8)
+    box = np.array([90, 100, 170, 200], np.float32)
+    view = face_points.comparison_view(rgb, box, regressed[0], from_heatmaps[0])
+    assert view.shape == (face_points.VIEW_SIDE, face_points.VIEW_SIDE, 3)  # 150 px square around the box, zoomed
+    left, top, side = 130 - 75, 150 - 75, 150  # the window: 1.5 box sizes around its centre
+    scale = face_points.VIEW_SIDE / side
+    cyan, magenta = (0, 229, 255), (255, 61, 245)
+    x, y = ((regressed[0, 2] - [left, top]) * scale).astype(int)  # nose: the two answers 10 px apart
+    assert tuple(view[y, x]) == cyan
+    x, y = ((from_heatmaps[0, 2] - [left, top]) * scale).astype(int)
+    assert tuple(view[y, x]) == magenta
+    nan_points = np.full((5, 2), np.nan, np.float32)  # a network gone wrong: drawn off the picture, not a failure
+    assert face_points.comparison_view(rgb, box, regressed[0], nan_points).shape == view.shape
+    assert face_points.blank_view().shape == view.shape
+
+
+def test_face_detector_option_offers_both_retinafaces_and_centerface():
+    assert lm.TASK.option("face_detector").choices == ("retinaface-mnet", "retinaface-r50", "centerface")
+    assert lm.TASK.option("face_detector").default == "retinaface-mnet"
+    assert TASK.parse_options(["face_detector=centerface"])["face_detector"] == "centerface"
 
 
 def test_target_option_picks_the_model_and_parses_from_text():
@@ -394,6 +468,39 @@ def test_real_retinaface_boxes_feed_fan_crops_around_the_face(shared_weights, sh
     assert result.points.shape == (1, 68, 2)
 
 
+def test_regressed_points_of_retinaface_and_centerface_agree_on_the_waving_face(shared_weights, shared):
+    """Both detectors' real weights: five regressed points per face inside its box, within a few pixels of each
+    other. Measured on people_demo.jpg (310 x 458, inter-ocular ~30 px): 0.8, 1.3, 0.9, 2.3, 2.2 px."""
+    rgb = np.asarray(Image.open(shared / "images" / "people_demo.jpg").convert("RGB"))
+    found = {name: lm.detect_faces(rgb, name, threshold=0.5, max_faces=8) for name in ("retinaface-mnet", "centerface")}
+    for name, faces in found.items():
+        assert len(faces) == 1, name
+        (x1, y1, x2, y2), points = faces.boxes[0], faces.landmarks[0]
+        assert ((points[:, 0] > x1) & (points[:, 0] < x2) & (points[:, 1] > y1) & (points[:, 1] < y2)).all(), name
+        left_eye, right_eye, nose, mouth_left, mouth_right = points
+        assert left_eye[0] < nose[0] < right_eye[0] and mouth_left[0] < mouth_right[0], name
+    apart = face_points.distances(found["retinaface-mnet"].landmarks[0], found["centerface"].landmarks[0])
+    interocular = np.linalg.norm(found["retinaface-mnet"].landmarks[0, 1] - found["retinaface-mnet"].landmarks[0, 0])
+    print("RetinaFace-mnet vs CenterFace, px:", np.round(apart, 2), "inter-ocular:", round(float(interocular), 1))
+    assert apart.max() < 4.0 and apart.mean() < 2.5  # a few pixels: under 15 % of the eye distance
+    assert apart.max() < 0.15 * interocular
+
+
+def test_run_face_compares_centerface_points_with_fan(shared_weights, shared, fan_net, fresh_models):
+    """The pipeline with the real CenterFace and a random FAN: the regressed points are CenterFace's own."""
+    device = runtime.device()
+    fresh_models.get(fan.cache_key(fan.MODEL, device), lambda: fan_net.to(device))
+    rgb = np.asarray(Image.open(shared / "images" / "people_demo.jpg").convert("RGB"))
+    out = TASK.run(images.load(rgb), model=fan.MODEL, **_options(face_detector="centerface"))
+    record = out.record
+    assert record["face_detector"] == "centerface" and record["face_count"] == 1
+    expected = lm.detect_faces(rgb, "centerface").landmarks[0]
+    compared = record["regressed_vs_heatmap"]["faces"][0]
+    assert np.array([p["regressed"] for p in compared["points"]]) == pytest.approx(expected, abs=0.01)
+    assert 20 < compared["interocular_px"] < 40
+    assert max(out.images["regressed_vs_heatmap"].shape[:2]) == face_points.VIEW_SIDE  # the face, zoomed
+
+
 def test_endpoint_face_and_pose(served_app, shared_weights, shared, fan_net, pose_net, fresh_models):
     """The tab's endpoint end to end: real RetinaFace (shared weights) feeding a random FAN, and a random Keypoint
     R-CNN, both seeded into the (in-process) app's model cache under their official keys."""
@@ -403,12 +510,20 @@ def test_endpoint_face_and_pose(served_app, shared_weights, shared, fan_net, pos
     fresh_models.get(fan.cache_key(fan.MODEL, device), lambda: fan_net.to(device))
     fresh_models.get(keypointrcnn.cache_key(keypointrcnn.MODEL, device), lambda: pose_net.to(device))
     client = Client(served_app, verbose=False)
-    settings = [-1, 0, 2.0, True, 0.05, 2.0, 0.5, 8]
-    drawing, status, heat, target, stacks, points = client.predict(
-        handle_file(str(shared / "images" / "people_demo.jpg")), fan.MODEL, *settings, None,
-        api_name="/landmarks")
+    photo = handle_file(str(shared / "images" / "people_demo.jpg"))
+    # By keyword, named like the command line's --set keys; the rest keep their defaults.
+    drawing, status, heat, target, stacks, comparison, distances, points, record = client.predict(
+        image=photo, model=fan.MODEL, api_name="/landmarks")
     assert "1 face" in status and len(points) == 1 and len(points[0]["landmarks"]) == 68
     assert stacks is not None and Image.open(heat).size == (310, 458)
-    drawing, status, *_ = client.predict(handle_file(str(shared / "images" / "people_demo.jpg")), keypointrcnn.MODEL,
-                                         *settings, None, api_name="/landmarks")
+    assert record["target"] == "face" and record["face_detector"] == "retinaface-mnet" and record["face_count"] == 1
+    compared = record["regressed_vs_heatmap"]["faces"][0]
+    assert [row[0] for row in distances["data"]] == list(face_points.FIVE_POINT_NAMES)
+    assert [float(row[3]) for row in distances["data"]] == [p["distance_px"] for p in compared["points"]]
+    x1, y1, x2, y2 = record["faces"][0]["box"]  # the real RetinaFace's regressed points: inside its box
+    assert all(x1 < p["regressed"][0] < x2 and y1 < p["regressed"][1] < y2 for p in compared["points"])
+    assert max(Image.open(comparison).size) == face_points.VIEW_SIDE
+    drawing, status, *_, record = client.predict(image=photo, model=keypointrcnn.MODEL, person_threshold=0.05,
+                                                 api_name="/landmarks")
     assert keypointrcnn.MODEL in status and Image.open(drawing).size == (310, 458)
+    assert record["target"] == "pose" and record["person_count"] == len(record["persons"]) >= 1

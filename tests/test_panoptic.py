@@ -226,8 +226,14 @@ def test_panoptic_tab_answers_through_its_endpoint(served_app, seeded_mask2forme
 
     Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
     client = Client(served_app, verbose=False)
-    (before, after), status, stuff, things, legend, segments = client.predict(
-        handle_file(str(tmp_path / "scene.png")), mask2former.DEFAULT_MODEL, 0.0, 0.0, 0.5, 0.6, True, 0,
-        api_name="/panoptic")
+    (before, after), status, stuff, things, legend, segments, record = client.predict(
+        image=handle_file(str(tmp_path / "scene.png")), threshold=0.0, overlap_threshold=0.0,
+        api_name="/panoptic")  # by keyword, named like the command line's --set keys; the rest keep their defaults
     assert Image.open(after).size == Image.open(stuff).size == (128, 96)
     assert {row[1] for row in legend["data"]} <= {"thing", "stuff"} and "things" in status
+    assert record["model"] == mask2former.DEFAULT_MODEL and record["size"] == [128, 96]
+    assert record["working_size"] == [384, 384]  # working_size 0: the checkpoint's own
+    assert record["segment_count"] == record["things"] + record["stuff"] == len(legend["data"])
+    assert [row[0] for row in legend["data"]] == [row["name"] for row in record["segments"]]
+    label_image = np.asarray(Image.open(segments))
+    assert label_image.shape == (96, 128) and set(np.unique(label_image)) - {0} <= {r["id"] for r in record["segments"]}

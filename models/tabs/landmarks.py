@@ -6,16 +6,20 @@ its peak. Both models here do the latter:
 - Human pose: torchvision's Keypoint R-CNN (keypointrcnn.py): per detected person, 17 COCO keypoints from 56x56
   heatmap logits over the person's box.
 - Face: FAN / 2DFAN-4 (fan.py), four stacked hourglasses predicting 68 64x64 heatmaps each, on faces found by
-  RetinaFace, cropped and scaled as face-alignment does.
+  RetinaFace or CenterFace, cropped and scaled as face-alignment does.
+
+The face target also shows the other way: the face detector itself regresses five points as coordinates, and
+face_points.py sets them beside the same five points taken from FAN's 68 (issue 13's comparison).
 
 `run()` is the tab's pipeline (UI, live frames and `python app.py predict landmarks`): the chosen model's points, the
-chosen keypoint's heatmap warped onto the photo, and its Gaussian training target beside the network's heatmap.
+chosen keypoint's heatmap warped onto the photo, its Gaussian training target beside the network's heatmap, and for
+faces the regressed-versus-heatmap comparison.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import draw, fan, heatmaps, keypointrcnn, retinaface, runtime
+from .. import centerface, draw, face_points, fan, heatmaps, keypointrcnn, retinaface, runtime
 from ..images import LoadedImage
 from ..tasks import Option, Task, TaskOutput
 
@@ -24,6 +28,8 @@ TARGETS = {keypointrcnn.MODEL: "pose", fan.MODEL: "face"}
 DEFAULT_MODEL_FOR = {"pose": keypointrcnn.MODEL, "face": fan.MODEL}
 DEFAULT_MODEL = keypointrcnn.MODEL
 NOSE = {"pose": keypointrcnn.NOSE, "face": fan.NOSE_TIP}  # keypoint -1 means the nose
+# Face detectors: each finds the boxes FAN crops and regresses five points as coordinates.
+FACE_DETECTORS = (*retinaface.CHECKPOINTS, centerface.CHECKPOINT.name)
 
 
 def resolve(model: str, target: str) -> tuple[str, str]:
@@ -46,9 +52,13 @@ def load(model: str, device=None, checkpoint_file: str | None = None, progress=N
 def detect_faces(rgb: np.ndarray, detector: str = retinaface.DEFAULT_MODEL, threshold: float = 0.5,
                  max_faces: int = 8, detector_checkpoint: str | None = None,
                  progress=None) -> retinaface.FaceDetections:
-    """RetinaFace boxes, the `max_faces` best; boxes of no size (possible with random weights) are dropped."""
-    net = retinaface.load(detector, runtime.device(), checkpoint_file=detector_checkpoint, progress=progress)
-    faces = retinaface.predict(net, rgb, score_threshold=threshold)
+    """Face boxes and their five regressed points from RetinaFace or CenterFace (`detector`), the `max_faces` best;
+    boxes of no size (possible with random weights) are dropped."""
+    if detector == centerface.CHECKPOINT.name:
+        faces = centerface.predict(centerface.load(runtime.device(), detector_checkpoint, progress), rgb, threshold)
+    else:
+        net = retinaface.load(detector, runtime.device(), checkpoint_file=detector_checkpoint, progress=progress)
+        faces = retinaface.predict(net, rgb, score_threshold=threshold)
     sizes = (faces.boxes[:, 2] - faces.boxes[:, 0]) + (faces.boxes[:, 3] - faces.boxes[:, 1])
     keep = np.flatnonzero(np.isfinite(sizes) & (sizes > 0))[:max_faces]
     return retinaface.FaceDetections(faces.boxes[keep], faces.scores[keep], faces.landmarks[keep], faces.image_size)
@@ -104,8 +114,8 @@ def _blank_tiles(count: int) -> np.ndarray:
 
 def run(loaded: LoadedImage, model: str = DEFAULT_MODEL, checkpoint: str | None = None, progress=None,
         detector_checkpoint: str | None = None, **options) -> TaskOutput:
-    """The tab's pipeline. `checkpoint`: a user's file for the landmark model; `detector_checkpoint`: for
-    RetinaFace (face target only)."""
+    """The tab's pipeline. `checkpoint`: a user's file for the landmark model; `detector_checkpoint`: for the face
+    detector (face target only: a RetinaFace .pth or a CenterFace .onnx)."""
     options = {**TASK.parse_options([]), **options}
     target, model = resolve(model, options["target"])
     device = runtime.device()
@@ -183,13 +193,22 @@ def _run_face(rgb, net, options, notes, device, detector_checkpoint, progress):
         view["point"] = _round(result.points[face, point])
         view["heatmap_point"] = _round(where)
         view["stack_points"] = [_round(p.reshape(2)) for p in stack_points]
+    regressed, from_heatmaps = faces.landmarks, face_points.five_from_68(result.points)
+    compared = face_points.blank_view()
+    if len(result):
+        compared = face_points.comparison_view(rgb, result.boxes[face], regressed[face], from_heatmaps[face])
     record = {"faces": face_table(result), "face_count": len(result), "face_detector": options["face_detector"],
+              "regressed_vs_heatmap": {
+                  "detector": options["face_detector"], "point_names": list(face_points.FIVE_POINT_NAMES),
+                  "fan_indices": [list(group) for group in face_points.FACE68_FOR_FIVE],
+                  "faces": face_points.comparison_table(regressed, from_heatmaps)},
               "landmark_names": list(fan.FACE68_NAMES), "view": view,
               "decoding": "arg-max + quarter-pixel shift toward the higher neighbour" if options["refine"]
               else "plain arg-max",
               "training_target": "Gaussian heatmaps, pixel-wise L2 loss, after every stack"}
     found = f"{len(result)} face{'s' if len(result) != 1 else ''}" if len(result) else "no faces found"
-    images = {"drawing": drawing, "heatmap": heat, "stacks": stacks_panel, "target_vs_prediction": panel}
+    images = {"drawing": drawing, "heatmap": heat, "stacks": stacks_panel, "target_vs_prediction": panel,
+              "regressed_vs_heatmap": compared}
     return images, record, found, {"detect": round(detect_clock["ms"], 1), "model": round(clock["ms"], 1)}
 
 
@@ -231,8 +250,9 @@ TASK = Task(
                label="Person score threshold", step=0.01),
         Option("keypoint_threshold", 2.0, "pose keypoints whose heatmap logit is below this are hidden",
                minimum=-10.0, maximum=30.0, label="Keypoint score threshold (heatmap logit)", step=0.5),
-        Option("face_detector", retinaface.DEFAULT_MODEL, "the RetinaFace that finds faces for FAN",
-               choices=tuple(retinaface.CHECKPOINTS)),
+        Option("face_detector", retinaface.DEFAULT_MODEL, "finds the faces FAN crops, and regresses the five points "
+               "set beside FAN's: RetinaFace (MobileNet-0.25 or ResNet-50) or CenterFace", choices=FACE_DETECTORS,
+               label="Face detector"),
         Option("face_threshold", 0.5, "faces scoring below this are ignored", minimum=0.05, maximum=0.99,
                label="Face score threshold", step=0.01),
         Option("max_faces", 8, "landmarks for at most this many faces (the best scoring); FAN takes ~0.3 s a face "
