@@ -4,10 +4,10 @@ from __future__ import annotations
 import gradio as gr
 
 import assets
-from models import cyclegan
+from models.cyclegan import REVERSE
 from models.tasks import get_task
 
-from . import _ui
+from . import _live, _ui, _widgets
 
 ID = "cyclegan"
 TITLE = "CycleGAN"
@@ -17,22 +17,19 @@ G: X -> Y and F: Y -> X, are trained with a GAN loss each, plus a **cycle-consis
 G does, F must be able to undo, so the content survives. For models trained as a pair (horse2zebra / zebra2horse, ...)
 this tab runs both and shows the reconstruction X' and the per-pixel |X - X'|: the cycle loss, on your photo.
 """
+# Live frames stay small for a CPU: below this, the working size still applies; above it, it changes nothing.
+LIVE_MAX_SIDE = 256
 
 
 def build() -> None:
     task = get_task(ID)
     gr.Markdown(EXPLANATION)
+    labels = {name: f"{name}  ⟲ {REVERSE[name]}" for name in task.models if name in REVERSE}
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown(
-                [(f"{name}  ⟲ {cyclegan.REVERSE[name]}" if name in cyclegan.REVERSE else name, name)
-                 for name in task.models], value=task.default_model, label="Model (⟲: has a reverse model)",
-                elem_id=f"{ID}-model")
-            show_cycle = gr.Checkbox(value=True, label="Show the cycle X -> Y -> X' (runs the reverse model too)",
-                                     elem_id=f"{ID}-show-cycle")
-            working = gr.Slider(0, 2048, value=task.option("working_side").default, step=32,
-                                label="Working size (longest side, 0 = as uploaded)")
+            model = _widgets.model_widget(task, labels, label="Model (⟲: has a reverse model)")
+            options = _widgets.option_widgets(task, ("show_cycle", "working_side"))
             with gr.Accordion("Your own generator", open=False):
                 checkpoint = gr.File(label="A resnet_9blocks generator trained with the reference code (.pth)",
                                      file_types=[".pth", ".pt"], elem_id=f"{ID}-checkpoint")
@@ -45,42 +42,39 @@ def build() -> None:
                                     elem_id=f"{ID}-slider", max_height=520)
             status = gr.Markdown(elem_id=f"{ID}-status")
             with gr.Row(visible=False) as cycle_row:
-                reconstructed = gr.Image(label="X' = F(G(X))", type="numpy", format="png", elem_id=f"{ID}-reconstructed", height=320)
+                reconstructed = gr.Image(label="X' = F(G(X))", type="numpy", format="png",
+                                         elem_id=f"{ID}-reconstructed", height=320)
                 error = gr.Image(label="|X - X'| (bright = lost in the cycle)", type="numpy", format="png",
                                  elem_id=f"{ID}-cycle-error", height=320)
+            record = _ui.record_view(ID)
             live_view = _ui.live_view(ID)
             videos = _ui.video_section(ID, "translated")
 
-    events = dict(concurrency_id=_ui.MODEL_CONCURRENCY_ID, concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
-
     @_ui.friendly_errors
-    def translate(image, model_name, cycle_on, working_side, own_checkpoint, progress=gr.Progress()):
-        loaded = _ui.load_input(image, task.max_side)
-        out = task.run(loaded, model=task.check_model(model_name), checkpoint=own_checkpoint,
-                       progress=_ui.progress_callback(progress), show_cycle=bool(cycle_on),
-                       working_side=int(working_side))
+    def cyclegan(image, model=task.default_model, checkpoint=None, progress=gr.Progress(), **values):
+        """Translate a photo with a CycleGAN generator (horse2zebra, style_vangogh, ...); for a model trained as one
+        direction of a pair, also run the reverse model and show X' = F(G(X)) and |X - X'|, the cycle loss."""
+        _, out = _ui.run_task(task, image, model, values, checkpoint=checkpoint, progress=progress)
         has_cycle = "reconstructed" in out.images
         return ((out.images["input"], out.images["output"]), _ui.result_line(out.summary, out.record["notes"]),
-                gr.update(visible=has_cycle), out.images.get("reconstructed"), out.images.get("cycle_error"))
+                gr.update(visible=has_cycle), out.images.get("reconstructed"), out.images.get("cycle_error"),
+                out.record)
 
-    run.click(translate, [panel.image, model, show_cycle, working, checkpoint],
-              [slider, status, cycle_row, reconstructed, error], api_name="cyclegan", **events)
+    _ui.bind(run.click, cyclegan, [panel.image, model, checkpoint], options,
+             [slider, status, cycle_row, reconstructed, error, record], api_name="cyclegan")
 
     @_ui.friendly_errors
-    def from_video(clip, model_name, working_side, progress=gr.Progress()):
-        if not clip:
+    def cyclegan_video(video, model=task.default_model, checkpoint=None, progress=gr.Progress(), **values):
+        """Translate every frame of a video file (MP4, WebM, MOV) with a CycleGAN generator, without the cycle; the
+        result is a WebM without audio."""
+        if not video:
             raise gr.Error("Upload a video first.")
-        record = task.run_video(clip, _ui.video_target(model_name), model=task.check_model(model_name),
-                                progress=_ui.progress_callback(progress), working_side=int(working_side))
-        return record["output"], _ui.video_summary(record)
+        record = task.run_video(video, _ui.video_target(model), model=task.check_model(model), checkpoint=checkpoint,
+                                progress=_ui.progress_callback(progress), **task.check_options(**values))
+        return record["output"], _ui.video_summary(record), record
 
-    videos.run.click(from_video, [videos.video_in, model, working], [videos.video_out, videos.status],
-                     api_name="cyclegan_video", **events)
-
-    def live_frame(frame, mirror, model_name, working_side):
-        loaded = _ui.load_input(frame, 256, mirror_back=not mirror)
-        out = task.run(loaded, model=task.check_model(model_name), show_cycle=False,
-                       working_side=min(int(working_side) or 256, 256))  # live frames stay small on a CPU
-        return out.images["output"], out.summary
-
-    _ui.wire_live(panel, live_view, live_frame, [model, working], still_outputs=[slider, run])
+    _ui.bind(videos.run.click, cyclegan_video, [videos.video_in, model, checkpoint],
+             {"working_side": options["working_side"]}, [videos.video_out, videos.status, record],
+             api_name="cyclegan_video")
+    _live.wire_live(task, panel, live_view, model, options, "output", still_outputs=[slider, run],
+                    max_side=LIVE_MAX_SIDE, show_cycle=False)

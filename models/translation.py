@@ -96,6 +96,17 @@ def run_record(family: str, model: str, checkpoint: str | None, loaded: LoadedIm
             "ms": {"load": round(load_time["ms"], 1), "model": round(model_time["ms"], 1)}, **extra}
 
 
+def run_output(family: str, title: str, model: str, checkpoint: str | None, loaded: LoadedImage,
+               pictures: dict[str, np.ndarray], times: tuple[dict, dict], size_note: str = "", **extra) -> TaskOutput:
+    """What a translation tab's run() returns: its pictures ("input" is what the generator saw), the record and the
+    summary line "<title> <model> on <device>: <w>x<h><size_note>, <ms> ms", to which the tab may add."""
+    load_time, model_time = times
+    record = run_record(family, model, checkpoint, loaded, load_time, model_time, **extra)
+    height, width = pictures["input"].shape[:2]
+    summary = f"{title} {model} on {record['device']}: {width}x{height}{size_note}, {model_time['ms']:.0f} ms"
+    return TaskOutput(pictures, record, summary)
+
+
 def video_runner(family: str, run: Callable[..., TaskOutput], **fixed_options) -> Callable[..., dict]:
     """A tab's run_video: every frame through the tab's `run` (the caller's options, `fixed_options` over them)."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -155,11 +156,17 @@ def test_pix2pix_and_cyclegan_pipelines(generator_files):
     json.dumps(out.record), json.dumps(cycle.record)
 
 
-def test_video_translation_keeps_frames_and_size(tmp_path, generator_files):
-    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 8, (96, 64))
+def _write_clip(path):
+    """Four 96x64 frames of a drawn scene sliding sideways."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 8, (96, 64))
     for shift in range(4):
         writer.write(np.roll(drawn_scene(64, 96), shift * 5, axis=1))
     writer.release()
+    return path
+
+
+def test_video_translation_keeps_frames_and_size(tmp_path, generator_files):
+    _write_clip(tmp_path / "clip.mp4")
     record = cyclegan_tab.TASK.run_video(tmp_path / "clip.mp4", tmp_path / "out.webm", "style_monet",
                                           str(generator_files["cyclegan"]), working_side=0, show_cycle=True)
     capture = cv2.VideoCapture(str(tmp_path / "out.webm"))
@@ -169,18 +176,35 @@ def test_video_translation_keeps_frames_and_size(tmp_path, generator_files):
     assert record["frames"] == count == 4 and record["size"] == [96, 64]
 
 
-def test_endpoints_and_cli(served_app, generator_files, tmp_path):
+def test_endpoints_and_cli(served_app, generator_files, tmp_path, monkeypatch):
     from gradio_client import Client, handle_file
 
     Image.fromarray(drawn_scene(60, 90)).save(tmp_path / "scene.png")
     client = Client(served_app, verbose=False)
-    (before, after), status, reconstructed, error = client.predict(  # the row (a layout) is not an API output
-        handle_file(str(tmp_path / "scene.png")), "horse2zebra", True, 512, handle_file(str(generator_files["cyclegan"])),
-        api_name="/cyclegan")
+    scene = handle_file(str(tmp_path / "scene.png"))
+    # By keyword, named like the command line's --set keys; only the image is required, the rest keep their defaults.
+    (before, after), status, reconstructed, error, record = client.predict(  # the row (a layout) is not an API output
+        image=scene, checkpoint=handle_file(str(generator_files["cyclegan"])), api_name="/cyclegan")
     assert Image.open(after).size == (90, 60) and "horse2zebra" in status
+    assert record["model"] == "horse2zebra" and record["input_size"] == record["working_size"] == [90, 60]
+    assert record["checkpoint"].endswith(".pth") and "cycle" not in record  # an own file has no known reverse model
     with pytest.raises(Exception, match="pix2pix_edges2shoes.pth"):
-        client.predict(handle_file(str(tmp_path / "scene.png")), "none", "edges2shoes", False, 0, "image",
-                       api_name="/pix2pix")
+        client.predict(image=scene, api_name="/pix2pix")
+    home = tmp_path / "home"  # the app runs in this process: it finds an official file name placed in $CVPG_HOME
+    home.mkdir()
+    shutil.copy(generator_files["pix2pix"], home / "pix2pix_edges2shoes.pth")
+    monkeypatch.setenv("CVPG_HOME", str(home))
+    (seen, output), status, record = client.predict(image=scene, prepare="edges", noise=True, seed=3,
+                                                    api_name="/pix2pix")
+    assert record["model"] == "edges2shoes" and record["prepare"] == "edges" and record["statistics"] == "image"
+    assert record["noise"] is True and record["seed"] == 3 and "noise seed 3" in status
+    assert Image.open(seen).size == Image.open(output).size == (90, 60)  # edges keep the photo's size below 256
+    assert set(np.unique(np.asarray(Image.open(seen)))) == {0, 255}  # what the model saw: black edges on white
+    clip = _write_clip(tmp_path / "clip.mp4")
+    _, status, record = client.predict(video=handle_file(str(clip)),
+                                       checkpoint=handle_file(str(generator_files["cyclegan"])), working_side=0,
+                                       api_name="/cyclegan_video")
+    assert record["frames"] == 4 and record["size"] == [96, 64] and "4 frames" in status
 
     result = subprocess.run(
         [sys.executable, str(ROOT / "app.py"), "predict", "pix2pix", str(tmp_path / "scene.png"), "-o",
@@ -194,8 +218,6 @@ def test_endpoints_and_cli(served_app, generator_files, tmp_path):
 
 
 def test_a_pair_placed_in_cvpg_home_shows_the_cycle(generator_files, tmp_path, monkeypatch):
-    import shutil
-
     for name in ("horse2zebra", "zebra2horse"):  # official file names, random weights
         shutil.copy(generator_files["cyclegan"], tmp_path / f"cyclegan_{name}.pth")
     monkeypatch.setenv("CVPG_HOME", str(tmp_path))

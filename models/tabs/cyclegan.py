@@ -13,7 +13,8 @@ TASK_ID = cyclegan.TASK_ID
 
 
 def run(loaded: LoadedImage, model: str = cyclegan.DEFAULT_MODEL, checkpoint: str | None = None,
-        progress: weights.ProgressCallback | None = None, show_cycle: bool = True, working_side: int = 512) -> TaskOutput:
+        progress: weights.ProgressCallback | None = None, show_cycle: bool = True,
+        working_side: int = 512) -> TaskOutput:
     device = runtime.device()
     rgb, scaled_from = cyclegan.working_image(loaded.rgb, working_side)
     with runtime.stopwatch(device) as load_time:
@@ -28,24 +29,20 @@ def run(loaded: LoadedImage, model: str = cyclegan.DEFAULT_MODEL, checkpoint: st
         else:
             translated = cyclegan.translate(net, rgb)
     notes = loaded.notes + ([f"working size {rgb.shape[1]}x{rgb.shape[0]}"] if scaled_from else [])
-    images = {"input": rgb, "output": translated}
-    record = translation.run_record(TASK_ID, model, checkpoint, loaded, load_time, model_time,
-                                    working_size=list(rgb.shape[1::-1]), notes=notes)
-    summary = f"CycleGAN {model} on {record['device']}: {rgb.shape[1]}x{rgb.shape[0]}, {model_time['ms']:.0f} ms"
+    out = translation.run_output(TASK_ID, "CycleGAN", model, checkpoint, loaded, {"input": rgb, "output": translated},
+                                 (load_time, model_time), working_size=list(rgb.shape[1::-1]), notes=notes)
     if backward is not None:
         reverse = cyclegan.REVERSE[model]
-        images.update(reconstructed=result.reconstructed, cycle_error=cyclegan.error_heatmap(result.error))
-        record["cycle"] = {"reverse_model": reverse, "mean_abs_error": round(result.mean_error, 5),
-                           "units": "|X - F(G(X))| in the networks' [-1, 1] range, averaged over pixels and channels"}
-        summary += f" (with the cycle through {reverse}: mean |X - X'| = {result.mean_error:.3f})"
-    return TaskOutput(images, record, summary)
+        out.images.update(reconstructed=result.reconstructed, cycle_error=cyclegan.error_heatmap(result.error))
+        out.record["cycle"] = {"reverse_model": reverse, "mean_abs_error": round(result.mean_error, 5),
+                               "units": "|X - F(G(X))| in the networks' [-1, 1] range, averaged over pixels and "
+                                        "channels"}
+        out.summary += f" (with the cycle through {reverse}: mean |X - X'| = {result.mean_error:.3f})"
+    return out
 
 
 TASK = Task(
-    id=TASK_ID,
-    title="CycleGAN",
-    models=cyclegan.MODELS,
-    default_model=cyclegan.DEFAULT_MODEL,
+    id=TASK_ID, title="CycleGAN", models=cyclegan.MODELS, default_model=cyclegan.DEFAULT_MODEL,
     options=(
         Option("show_cycle", True, "also run the reverse model (where one exists): X -> Y -> X'",
                label="Show the cycle X -> Y -> X' (runs the reverse model too)"),

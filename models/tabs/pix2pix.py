@@ -20,23 +20,22 @@ def run(loaded: LoadedImage, model: str = pix2pix.DEFAULT_MODEL, checkpoint: str
         net = pix2pix.load(model, device, checkpoint, progress)
     source = pix2pix.prepare_input(loaded.rgb, prepare)
     with runtime.stopwatch(device) as model_time:
-        out = pix2pix.translate(net, source, noise, seed, statistics == "image")
-    record = translation.run_record(TASK_ID, model, checkpoint, loaded, load_time, model_time,
-                                    prepare=prepare, noise=noise, seed=seed if noise else None, statistics=statistics)
-    summary = (f"pix2pix {model} on {record['device']}: {source.shape[1]}x{source.shape[0]} via 256x256, "
-               f"{model_time['ms']:.0f} ms" + (f", noise seed {seed}" if noise else ""))
-    return TaskOutput({"input": source, "output": out}, record, summary)
+        translated = pix2pix.translate(net, source, noise, seed, statistics == "image")
+    out = translation.run_output(TASK_ID, "pix2pix", model, checkpoint, loaded, {"input": source, "output": translated},
+                                 (load_time, model_time), " via 256x256", prepare=prepare, noise=noise,
+                                 seed=seed if noise else None, statistics=statistics)
+    if noise:
+        out.summary += f", noise seed {seed}"
+    return out
 
 
 TASK = Task(
-    id=TASK_ID,
-    title="Pix2Pix",
-    models=pix2pix.MODELS,
-    default_model=pix2pix.DEFAULT_MODEL,
+    id=TASK_ID, title="Pix2Pix", models=pix2pix.MODELS, default_model=pix2pix.DEFAULT_MODEL,
     options=(
         Option("prepare", "none", "turn the input into what the model expects first: Canny edges (edges2shoes) or "
                "facade label colours (facades_label2photo)", choices=pix2pix.PREPARE, label="Prepare the photo"),
-        Option("noise", False, "keep dropout on (the generator's only noise source), seeded", label="Noise (dropout on)"),
+        Option("noise", False, "keep dropout on (the generator's only noise source), seeded",
+               label="Noise (dropout on)"),
         Option("seed", 0, "seed of the dropout noise", minimum=0, maximum=2**31 - 1, label="Seed"),
         Option("statistics", "image", "BatchNorm statistics: this image's (reference default) or running averages",
                choices=("image", "running"), label="BatchNorm statistics"),
