@@ -16,7 +16,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import ROOT, SHARED, drawn_scene
-from models import translation
+from models import cyclegan, pix2pix
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,7 +39,7 @@ CYCLEGAN = "cyclegan"
 TRANSLATION_GENERATORS = [("pix2pix", "edges2shoes"), ("pix2pix", "facades_label2photo"),
                           ("cyclegan", "horse2zebra"), ("cyclegan", "zebra2horse")]
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
-BACKGROUND, WINDOW = translation.FACADE_PALETTE[0][1], translation.FACADE_PALETTE[2][1]
+BACKGROUND, WINDOW = pix2pix.FACADE_PALETTE[0][1], pix2pix.FACADE_PALETTE[2][1]
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def translation_generators(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("translation-home")
     torch.manual_seed(0)
     for family, model in TRANSLATION_GENERATORS:
-        torch.save(translation.build(family).state_dict(), folder / f"{family}_{model}.pth")
+        torch.save({"pix2pix": pix2pix, "cyclegan": cyclegan}[family].build().state_dict(), folder / f"{family}_{model}.pth")
     return folder
 
 
@@ -453,10 +453,10 @@ def people_photo(tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def random_maskrcnn_v2():
-    from models import instance_segmentation as iseg
+    from models import maskrcnn, runtime
 
     torch.manual_seed(0)
-    net = iseg._ready(iseg.build("maskrcnn-r50-fpn-v2"), torch.device("cpu"))
+    net = runtime.prepare(maskrcnn.build("maskrcnn-r50-fpn-v2"), torch.device("cpu"), half=False)
     net.roi_heads.detections_per_img = 5  # the mask head is the slow part on a CPU
     return net
 
@@ -465,20 +465,20 @@ def random_maskrcnn_v2():
 def random_mask2former():
     from transformers import Mask2FormerForUniversalSegmentation
 
-    from models import panoptic
+    from models import mask2former
 
     from test_panoptic import _tiny_config  # the same tiny Mask2Former the pipeline tests use
 
     torch.manual_seed(0)
-    return panoptic.wrap(Mask2FormerForUniversalSegmentation(_tiny_config()))
+    return mask2former.wrap(Mask2FormerForUniversalSegmentation(_tiny_config()))
 
 
 @pytest.fixture(scope="module")
 def random_pose_net():
-    from models import landmarks as lm
+    from models import keypointrcnn
 
     torch.manual_seed(0)
-    net = lm.build_pose().eval()
+    net = keypointrcnn.build().eval()
     net.transform.min_size, net.transform.max_size = (96,), 128
     net.roi_heads.detections_per_img = 3
     return net
@@ -496,34 +496,36 @@ def model_cache(monkeypatch):
 
 @pytest.fixture
 def seeded_segmentation(model_cache, random_maskrcnn_v2, random_mask2former):
-    from models import instance_segmentation as iseg, panoptic, runtime
+    from models import mask2former, maskrcnn, runtime
 
     device = runtime.device()
-    model_cache.get(iseg.cache_key("maskrcnn-r50-fpn-v2", device), lambda: random_maskrcnn_v2.to(device))
-    model_cache.get(("mask2former", panoptic.DEFAULT_MODEL, None, str(device)), lambda: random_mask2former)
+    model_cache.get(maskrcnn.cache_key("maskrcnn-r50-fpn-v2", device), lambda: random_maskrcnn_v2.to(device))
+    model_cache.get(mask2former.cache_key(mask2former.DEFAULT_MODEL, device), lambda: random_mask2former)
     return model_cache
 
 
 @pytest.fixture
 def seeded_pose(model_cache, random_pose_net):
-    from models import landmarks as lm, runtime
+    from models import keypointrcnn, runtime
 
     device = runtime.device()
-    model_cache.get(lm.cache_key(lm.POSE_MODEL, device), lambda: random_pose_net.to(device))
+    model_cache.get(keypointrcnn.cache_key(keypointrcnn.MODEL, device), lambda: random_pose_net.to(device))
     return model_cache
 
 
 @pytest.fixture
 def random_style_models(monkeypatch):
-    """st.load returns random networks: a TransformerNet for the fast styles, a random VGG-19 for Gatys."""
-    from models import style_transfer as st
-    from models.style_archs import TransformerNet, adain_decoder, adain_encoder
+    """The style tab's load returns random networks: a TransformerNet for the fast styles, a random VGG-19 for Gatys."""
+    from models import adain, gatys
+    from models.adain_arch import adain_decoder, adain_encoder
+    from models.fast_style_arch import TransformerNet
+    from models.tabs import style
 
     torch.manual_seed(0)
     fast = TransformerNet().eval().requires_grad_(False)
-    chosen = {"gatys": st.gatys_vgg().eval().requires_grad_(False),
-              "adain": st.AdaIN(adain_encoder(full=False), adain_decoder()).eval().requires_grad_(False)}
-    monkeypatch.setattr(st, "load", lambda model, device=None, checkpoint_file=None, progress=None:
+    chosen = {"gatys": gatys.gatys_vgg().eval().requires_grad_(False),
+              "adain": adain.AdaIN(adain_encoder(full=False), adain_decoder()).eval().requires_grad_(False)}
+    monkeypatch.setattr(style, "load", lambda model, device=None, checkpoint_file=None, progress=None:
                         chosen.get(model, fast))
 
 
@@ -620,7 +622,7 @@ def test_instance_yolact_prototypes(page, model_cache, photo):
     from models import runtime, yolact
 
     device = runtime.device()
-    model_cache.get(yolact.cache_key("yolact-r50", device), lambda: yolact.ready(confident_random_net(), device))
+    model_cache.get(yolact.cache_key("yolact-r50", device), lambda: runtime.prepare(confident_random_net(), device))
     open_tab(page, "Instance segmentation", INSTANCE)
     upload(page, INSTANCE, photo)
     choose_model(page, INSTANCE, yolact.MODELS["yolact-r50"].label)
