@@ -72,6 +72,7 @@ class CenterFaceDetections:
     landmarks: np.ndarray  # (N, 5, 2) float32 x, y: left eye, right eye, nose, left and right mouth corner
     image_size: tuple[int, int]  # (width, height) of the image the coordinates refer to
     maps: CenterFaceMaps | None = None
+    cells: np.ndarray | None = None  # (N, 2) int64 row, col of the heatmap peak each face was read at
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -174,7 +175,7 @@ def predict(model: CenterFaceNet, rgb: np.ndarray, threshold: float = DEFAULT_TH
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         heatmap, scale, offset, landmarks = (output[0].float() for output in model(x))
-        boxes, scores, points = decode(heatmap[0], scale, offset, landmarks, threshold, nms_iou)
+        boxes, scores, points, cells = decode_with_cells(heatmap[0], scale, offset, landmarks, threshold, nms_iou)
     factors = torch.tensor(to_image, device=boxes.device)
     boxes = boxes * factors.repeat(2)
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)  # the reference clips boxes, not landmarks
@@ -182,7 +183,7 @@ def predict(model: CenterFaceNet, rgb: np.ndarray, threshold: float = DEFAULT_TH
     maps = CenterFaceMaps(runtime.to_numpy(heatmap[0]), runtime.to_numpy(scale), runtime.to_numpy(offset),
                           runtime.to_numpy(landmarks), (x.shape[3], x.shape[2]), to_image)
     return CenterFaceDetections(runtime.to_numpy(boxes), runtime.to_numpy(scores), runtime.to_numpy(points * factors),
-                                (width, height), maps)
+                                (width, height), maps, runtime.to_numpy(cells))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -192,8 +193,16 @@ def predict(model: CenterFaceNet, rgb: np.ndarray, threshold: float = DEFAULT_TH
 def decode(heatmap: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, landmarks: torch.Tensor,
            threshold: float = DEFAULT_THRESHOLD, nms_iou: float = NMS_IOU, peak_kernel: int = 3,
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`decode_with_cells` without the cells: boxes (N, 4), scores (N,), landmarks (N, 5, 2)."""
+    return decode_with_cells(heatmap, scale, offset, landmarks, threshold, nms_iou, peak_kernel)[:3]
+
+
+def decode_with_cells(heatmap: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, landmarks: torch.Tensor,
+                      threshold: float = DEFAULT_THRESHOLD, nms_iou: float = NMS_IOU, peak_kernel: int = 3,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One image's maps, heatmap (h, w), scale (2, h, w), offset (2, h, w), landmarks (10, h, w) -> boxes (N, 4),
-    scores (N,), landmarks (N, 5, 2) as x, y in input pixels, highest score first, boxes not yet clipped.
+    scores (N,), landmarks (N, 5, 2) as x, y in input pixels, highest score first, boxes not yet clipped, and the
+    cells (N, 2) as row, col where each face was read (the teaching views show what the maps hold there).
 
     As the reference: a face at cell (row, col) has its centre at ((col + offset_x + 0.5) * 4, (row + offset_y +
     0.5) * 4) and the size (exp(scale_w) * 4, exp(scale_h) * 4); landmark k is the box's top-left corner plus
@@ -218,4 +227,4 @@ def decode(heatmap: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, lan
     points = torch.stack([left[:, None] + relative[..., 1] * box_w[:, None],
                           top[:, None] + relative[..., 0] * box_h[:, None]], dim=-1)
     kept = torchvision.ops.nms(boxes, scores, nms_iou)  # indices in decreasing order of score
-    return boxes[kept], scores[kept], points[kept]
+    return boxes[kept], scores[kept], points[kept], torch.stack([rows, cols], dim=1)[kept]

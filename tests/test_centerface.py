@@ -257,3 +257,81 @@ def test_the_crowd_has_hundreds_of_faces(shared_weights, shared):
     assert_well_formed(faces, 1600, 898)
     assert len(faces) > 250
     assert faces.maps.heatmap.shape == (232, 400) and faces.maps.input_size == (1600, 928)
+
+
+# --- the teaching views (models/centerface_views.py) on hand-made maps --------------------------------------------
+
+
+def hand_made_faces() -> cf.CenterFaceDetections:
+    """The hand-made face of `hand_made_maps`, as `predict` returns it for a 160 x 120 photo."""
+    heatmap, scale, offset, landmarks = hand_made_maps()
+    boxes, scores, points, cells = cf.decode_with_cells(heatmap, scale, offset, landmarks, threshold=0.5)
+    maps = cf.CenterFaceMaps(heatmap.numpy(), scale.numpy(), offset.numpy(), landmarks.numpy(), (160, 120),
+                             (1.0, 1.0))
+    return cf.CenterFaceDetections(boxes.numpy(), scores.numpy(), points.numpy(), (160, 120), maps, cells.numpy())
+
+
+def test_decode_with_cells_says_where_each_face_was_read():
+    maps = hand_made_maps()
+    boxes, scores, points, cells = cf.decode_with_cells(*maps, threshold=0.5)
+    assert cells.tolist() == [[10, 20]]
+    for ours, plain in zip((boxes, scores, points), cf.decode(*maps, threshold=0.5)):
+        assert torch.equal(ours, plain)
+
+
+def test_readings_and_table_are_what_the_maps_hold_at_the_peak():
+    from models import centerface_views as views
+
+    faces = hand_made_faces()
+    read = views.readings(faces)
+    assert read["cells"].tolist() == [[10, 20]]
+    np.testing.assert_allclose(read["offsets"], [[0.5, 0.25]])  # x, y (the map holds y, x)
+    np.testing.assert_allclose(read["sizes"], [[12, 20]], rtol=1e-5)  # width, height in px
+    np.testing.assert_allclose(read["centers"], [[84, 43]])  # (20 + 0.5 + 0.5) * 4, (10 + 0.25 + 0.5) * 4
+    row = views.table(faces)[0]
+    assert row["box"] == [78.0, 33.0, 90.0, 53.0] and row["center"] == [84.0, 43.0] and row["size"] == [12.0, 20.0]
+    assert row["cell_row_col"] == [10, 20] and row["offset"] == [0.5, 0.25] and row["label"] == "face"
+    assert list(row["landmarks"]) == list(views.LANDMARK_NAMES) and row["landmarks"]["nose"] == [84.0, 43.0]
+
+
+def test_a_shrunk_input_scales_the_readings_back_to_the_photo():
+    from models import centerface_views as views
+
+    faces = hand_made_faces()
+    faces.maps.to_image, faces.image_size = (2.0, 2.0), (320, 240)
+    read = views.readings(faces)
+    np.testing.assert_allclose(read["sizes"], [[24, 40]], rtol=1e-5)
+    np.testing.assert_allclose(read["centers"], [[168, 86]])
+    assert views.working_size(faces) == (160, 120)
+
+
+def test_the_heatmap_warped_onto_the_photo_peaks_at_the_cells_centre():
+    from models import centerface_views as views, detections
+
+    found = views.as_detections(hand_made_faces())
+    warped = detections.map_on_image(found, "center")
+    assert warped.shape == (120, 160)
+    y, x = np.unravel_index(np.argmax(warped), warped.shape)
+    assert (x, y) == (82, 42)  # cell (row 10, col 20) stands for ((20 + 0.5) * 4, (10 + 0.5) * 4)
+    width = detections.map_on_image(found, "width")
+    assert width[42, 82] == pytest.approx(12, rel=1e-4) and width[10, 10] == pytest.approx(4, rel=1e-4)  # exp(0) * 4
+
+
+def test_every_view_of_hand_made_faces_has_its_size():
+    from models import centerface_views as views
+
+    rgb = drawn_scene(120, 160)
+    images = views.render(rgb, hand_made_faces())
+    assert list(images) == [key for key, _ in views.VIEWS]
+    assert all(images[key].shape == (120, 160, 3) for key in ("detections", "center_heatmap"))
+    bar = views.color_bar(160, 4, 20, "px")
+    assert images["width"].shape == images["height"].shape == (120 + bar.shape[0], 160, 3)
+    side = views.ZOOM_CELLS * views.ZOOM_CELL_PX
+    assert images["offsets"].shape == (side, side, 3)
+    assert all(image.dtype == np.uint8 for image in images.values())
+    low, high = views.size_range(hand_made_faces())
+    assert low <= 4 and high >= 20  # the background's 4 px and the face's 20 px are both on the scale
+    no_faces = cf.CenterFaceDetections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                                       np.zeros((0, 5, 2), np.float32), (160, 120), hand_made_faces().maps,
+                                       np.zeros((0, 2), np.int64))
+    assert views.render(rgb, no_faces)["offsets"].shape == (side, side, 3), "the hottest cell, even below threshold"

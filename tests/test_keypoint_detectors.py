@@ -496,7 +496,98 @@ def test_the_tab_answers_through_its_endpoint(served_app, monkeypatch, tmp_path)
     net = centernet.build("centernet-r18").eval().requires_grad_(False).to(device)
     cache.get(centernet.cache_key("centernet-r18", device), lambda: net)
     Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
-    (before, after), status, gallery, table = Client(served_app, verbose=False).predict(
-        handle_file(str(tmp_path / "scene.png")), "centernet-r18", 0.0, [], "all", 128, api_name="/keypoint_detectors")
+    (before, after), status, gallery, table, record = Client(served_app, verbose=False).predict(
+        image=handle_file(str(tmp_path / "scene.png")), score_threshold=0.0, working_size=128,
+        api_name="/keypoint_detectors")  # by keyword, named like the command line's --set keys
     assert Image.open(after).size == (128, 96) and "centernet-r18" in status
     assert len(gallery) == 2  # the centre heatmap and the centres view
+    assert record["model"] == "centernet-r18" and record["classes"] == "all" and record["heatmap_class"] == "all"
+    assert record["network_input"] == [160, 128] and record["heatmap_size"] == [40, 32]
+    assert record["detection_count"] == centernet.TOP_K == len(record["detections"]) == len(table["data"])
+    assert [row[0] for row in table["data"]] == [row["label"] for row in record["detections"]]
+
+
+# --- CenterFace in this tab: CenterNet's lesson on faces -----------------------------------------------------------
+
+
+def seed_random_centerface(monkeypatch) -> None:
+    from models import centerface, centerface_arch
+
+    cache = runtime.ModelCache()
+    monkeypatch.setattr(runtime, "MODELS", cache)
+    device = runtime.device()
+    torch.manual_seed(0)
+    net = runtime.prepare(centerface_arch.CenterFaceNet(), device)
+    cache.get(runtime.model_key(centerface.FAMILY, centerface.CHECKPOINT.name, device), lambda: net)
+
+
+def test_centerface_in_the_tab_with_random_weights_ignores_the_coco_options(monkeypatch):
+    from models import centerface_views
+
+    seed_random_centerface(monkeypatch)
+    output = tab.TASK.run(loaded_scene(100, 130), model="centerface", score_threshold=0.0, classes="dog",
+                          heatmap_class="dog", working_size=0)
+    assert list(output.images) == [key for key, _ in tab.views("centerface")] == [k for k, _ in centerface_views.VIEWS]
+    assert output.images["detections"].shape == output.images["center_heatmap"].shape == (100, 130, 3)
+    assert output.images["width"].shape[1:] == output.images["height"].shape[1:] == (130, 3)
+    record = output.record
+    assert record["network_input"] == [160, 128] and record["heatmap_size"] == [40, 32] and record["stride"] == 4
+    assert record["ignored_options"] == ["classes", "heatmap_class"] == list(tab.ignored_options("centerface"))
+    assert tab.ignored_options("centernet-r18") == ()
+    assert record["detection_count"] == len(record["detections"]) > 0  # threshold 0: every local maximum
+    assert all(row["label"] == "face" and len(row["landmarks"]) == 5 for row in record["detections"])
+    assert json.dumps(record) and output.summary.startswith("centerface on ")
+
+
+def test_centerface_finds_the_waving_persons_face(shared_weights, shared):
+    from models import images
+
+    loaded = images.load(shared / "images" / "people_demo.jpg")  # 310 x 458, the face about x 180-250, y 180-270
+    output = tab.TASK.run(loaded, model="centerface")
+    record = output.record
+    assert record["detection_count"] == 1 and record["detections"][0]["score"] > 0.85
+    x1, y1, x2, y2 = record["detections"][0]["box"]
+    assert x1 < 190 and y1 < 200 and x2 > 240 and y2 > 260, "the box holds the face, hair to chin"
+    assert 165 < x1 and 165 < y1 and x2 < 265 and y2 < 290, "and not much more"
+    center_x, center_y = record["detections"][0]["center"]
+    assert x1 < center_x < x2 and y1 < center_y < y2
+    assert all(x1 < x < x2 and y1 < y < y2 for x, y in record["detections"][0]["landmarks"].values())
+    assert record["network_input"] == [320, 480] and record["heatmap_size"] == [80, 120]
+    assert record["size"] == record["working_size"] == [310, 458]
+
+    views = output.images
+    assert all(views[key].shape == (458, 310, 3) for key in ("detections", "center_heatmap"))
+    assert views["width"].shape[1:] == views["height"].shape[1:] == (310, 3) and views["width"].shape[0] > 458
+    assert views["offsets"].shape[0] == views["offsets"].shape[1] > 0
+    # the heatmap view is hottest at the face's centre: where the inferno overlay adds the most red to the photo
+    gain = views["center_heatmap"][..., 0].astype(int) - detections.dim(loaded.rgb, 0.7)[..., 0].astype(int)
+    y, x = np.unravel_index(np.argmax(gain), gain.shape)
+    assert abs(x - center_x) < 8 and abs(y - center_y) < 8
+    weight = np.clip(gain, 0, None)
+    rows, columns = np.mgrid[:gain.shape[0], :gain.shape[1]]
+    centroid = ((weight * columns).sum() / weight.sum(), (weight * rows).sum() / weight.sum())
+    assert abs(centroid[0] - center_x) < 4 and abs(centroid[1] - center_y) < 4
+
+
+@pytest.fixture
+def main(capsys):
+    """`python app.py ...` in this process, giving (exit code, stdout, stderr); the offline switch is restored after."""
+    import app
+
+    yield lambda *args: (app.main(list(args)), *capsys.readouterr())
+    weights.set_offline(True)
+    runtime.set_device_preference("auto")
+
+
+def test_the_predict_command_runs_centerface(shared_weights, shared, main, tmp_path):
+    photo = shared / "images" / "people_demo.jpg"
+    code, out, err = main("predict", "keypoint-detectors", str(photo), "--model", "centerface", "--offline",
+                          "-o", str(tmp_path))
+    assert code == 0, err
+    assert "centerface" in out and "1 face" in out
+    record = json.loads((tmp_path / "people_demo.json").read_text())
+    assert record["model"] == "centerface" and record["detection_count"] == 1 and record["input"] == str(photo)
+    assert list(record["files"]) == [key for key, _ in tab.views("centerface")]
+    for name, path in record["files"].items():
+        assert Path(path) == tmp_path / f"people_demo.{name}.png" and Path(path).stat().st_size > 0
+    assert record["options"]["score_threshold"] == 0.3
