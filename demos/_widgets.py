@@ -24,16 +24,14 @@ def option_widget(option: Option, tab_id: str = "", **overrides) -> gr.component
         choices = overrides.pop("choices", list(option.choices or ()))
         kind = overrides.pop("kind", gr.Radio if len(choices) <= RADIO_MAX_CHOICES else gr.Dropdown)
         return kind(choices=choices, **{**settings, **overrides})
-    if overrides.get("kind") is gr.Number:  # a number box where a slider would be too coarse (seeds, tile sizes)
-        overrides.pop("kind")
-        return gr.Number(minimum=option.minimum, maximum=option.maximum,
-                         precision=0 if isinstance(default, int) else None, **{**settings, **overrides})
-    if isinstance(default, (int, float)) and option.minimum is not None and option.maximum is not None:
-        step = option.step or (1 if isinstance(default, int) else (option.maximum - option.minimum) / 100)
-        return gr.Slider(minimum=option.minimum, maximum=option.maximum, step=step, **{**settings, **overrides})
     if isinstance(default, (int, float)):
-        return gr.Number(minimum=option.minimum, maximum=option.maximum, precision=0 if isinstance(default, int)
-                         else None, **{**settings, **overrides})
+        settings |= dict(minimum=option.minimum, maximum=option.maximum)  # overrides may narrow the UI's range
+        if overrides.get("kind", gr.Slider) is gr.Slider and None not in (option.minimum, option.maximum):
+            overrides.pop("kind", None)
+            step = option.step or (1 if isinstance(default, int) else (option.maximum - option.minimum) / 100)
+            return gr.Slider(step=step, **{**settings, **overrides})
+        overrides.pop("kind", None)  # a number box: no range, or one a slider would make too coarse (seeds, tiles)
+        return gr.Number(precision=0 if isinstance(default, int) else None, **{**settings, **overrides})
     return gr.Textbox(**{**settings, **overrides})
 
 

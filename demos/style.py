@@ -1,7 +1,7 @@
 """Style transfer tab: fast neural style, Gatys optimisation streamed step by step, and AdaIN for any style image."""
 from __future__ import annotations
 
-import math
+import dataclasses
 import threading
 
 import gradio as gr
@@ -9,10 +9,10 @@ import pandas as pd
 
 import assets
 from models import style_images
-from models.tabs.style import MODEL_LABELS
+from models.tabs import style as style_tab
 from models.tasks import get_task
 
-from . import _ui
+from . import _live, _ui, _widgets
 
 ID = "style"
 TITLE = "Style transfer"
@@ -25,6 +25,11 @@ one pass. **AdaIN** (Huang & Belongie, 2017) takes any style in one pass, by giv
 features' channel means and standard deviations.
 """
 LIVE_SIDE = 384
+STYLE_MAX_SIDE = 1024  # a style upload is scaled to at most this before the method's own working size
+# The UI's (and so the API's) ranges stop below the command line's: on a shared server, Gatys at many steps or a
+# large working size would hold a worker for minutes.
+UI_MAX_STEPS = 500
+UI_MAX_SIDE = 1024
 
 
 # Per browser session: set by the Stop button, read by that session's running Gatys optimisation between steps.
@@ -39,33 +44,35 @@ def _stop_flag(request: gr.Request | None) -> threading.Event:
         return _STOP_FLAGS.setdefault(key, threading.Event())
 
 
+def _style_input(style_image) -> object:
+    """The `style` option's value for an uploaded style image: the decoded upload, or "" (the default pattern)."""
+    return _ui.load_input(style_image, STYLE_MAX_SIDE) if style_image else ""
+
+
+def _capped_widget(task, name: str, maximum: int, **overrides) -> gr.Slider:
+    """The option's slider with a lower maximum than the option's own."""
+    return _widgets.option_widget(dataclasses.replace(task.option(name), maximum=maximum), task.id, **overrides)
+
+
 def build() -> None:
     task = get_task(ID)
-    option = task.option
     gr.Markdown(EXPLANATION)
     with gr.Row():
         with gr.Column(scale=1):
             panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Dropdown([(label, name) for name, label in MODEL_LABELS.items()], value=task.default_model,
-                                label="Method and style", elem_id=f"{ID}-model")
-            style = _ui.ImageInput(sources=["upload", "clipboard"], type="filepath", image_mode=None,
-                                   label="Style image (AdaIN, Gatys)", elem_id=f"{ID}-style-image", height=200)
+            model = _widgets.model_widget(task, style_tab.MODEL_LABELS, label="Method and style")
+            style_image = _ui.ImageInput(sources=["upload", "clipboard"], type="filepath", image_mode=None,
+                                         label=task.option("style").label, elem_id=f"{ID}-style-image", height=200)
             gr.Examples([[style_images.builtin_style_path(name)] for name in style_images.BUILTIN_STYLES]
-                        + [[assets.skimage_photo("hubble_deep_field", 512)]], [style],
+                        + [[assets.skimage_photo("hubble_deep_field", 512)]], [style_image],
                         label="Styles (painted by the app; Hubble deep field: public domain)")
-            alpha = gr.Slider(0, 1, value=1.0, step=0.05, label="Style strength alpha (AdaIN)", elem_id=f"{ID}-alpha")
-            preserve = gr.Checkbox(value=False, label="Keep the content's colours")
+            options = _widgets.option_widgets(task, ("alpha", "preserve_color"))
             with gr.Accordion("Gatys settings", open=False):
-                steps = gr.Slider(1, 500, value=option("steps").default, step=1, label="Steps", elem_id=f"{ID}-steps")
-                content_weight = gr.Number(value=option("content_weight").default, label="Content weight")
-                style_weight = gr.Number(value=option("style_weight").default, label="Style weight")
-                optimizer = gr.Radio(list(option("optimizer").choices), value=option("optimizer").default,
-                                     label="Optimiser")
-                init = gr.Radio(["content", "noise"], value="content", label="Start from")
-                working = gr.Slider(0, 1024, value=0, step=32, label="Working size (0 = the method's default)",
-                                    elem_id=f"{ID}-working")
-            gram_layer = gr.Dropdown(list(option("gram_layer").choices), value=option("gram_layer").default,
-                                     label="VGG layer of the Gram matrix view")
+                options["steps"] = _capped_widget(task, "steps", UI_MAX_STEPS)
+                options |= _widgets.option_widgets(
+                    task, ("content_weight", "style_weight", "optimizer", "init", "content_layers", "style_layers"))
+                options["max_side"] = _capped_widget(task, "max_side", UI_MAX_SIDE, elem_id=f"{ID}-working")
+            options |= _widgets.option_widgets(task, ("gram_layer",))
             checkpoint = gr.File(label="Your own TransformerNet (fast style) or AdaIN decoder (.pth)",
                                  file_types=[".pth", ".model", ".pt"], elem_id=f"{ID}-checkpoint")
             with gr.Row():
@@ -83,56 +90,48 @@ def build() -> None:
                 used_style = gr.Image(label="Style image used", type="numpy", elem_id=f"{ID}-used-style", height=260)
                 gram = gr.Image(label="Its Gram matrix (channels x channels)", type="numpy", format="png",
                                 elem_id=f"{ID}-gram", height=260)
+            record = _ui.record_view(ID)
             live_view = _ui.live_view(ID)
 
-    settings = [model, style, alpha, preserve, steps, content_weight, style_weight, optimizer, init, working,
-                gram_layer]
-
-    def options_from(style_file, alpha_value, keep_colours, step_count, content_w, style_w, optimiser, start,
-                     working_side, layer) -> dict:
-        values = dict(alpha=float(alpha_value), preserve_color=bool(keep_colours), steps=int(step_count),
-                      content_weight=float(content_w), style_weight=float(style_w), optimizer=optimiser, init=start,
-                      max_side=int(working_side), gram_layer=layer)
-        values = task.check_options(**values)
-        return {**values, "style": _ui.load_input(style_file, 1024) if style_file else ""}
-
     @_ui.friendly_errors
-    def stylise(request: gr.Request, progress=gr.Progress(), image=None, model_name=None, *values):
-        *values, own_checkpoint = values
+    def style(image, model=task.default_model, style_image=None, checkpoint=None, request: gr.Request = None,
+              progress=gr.Progress(), **values):
+        """Stylise a photo: a fast style (candy, mosaic, rain_princess, udnie), or AdaIN or Gatys with `style_image`
+        (without one, a built-in pattern); Gatys optimises the pixels against VGG-19 and streams step by step."""
         flag = _stop_flag(request)
         flag.clear()
-        loaded = _ui.load_input(image, task.max_side)
-        options = options_from(*values)
-        model_name = task.check_model(model_name)
-        if model_name != "gatys":
-            out = task.run(loaded, model=model_name, checkpoint=own_checkpoint,
-                           progress=_ui.progress_callback(progress), **options)
+        if task.check_model(model) != "gatys":
+            _, out = _ui.run_task(task, image, model, values, checkpoint=checkpoint, progress=progress,
+                                  style=_style_input(style_image))
             yield ((out.images["content"], out.images["stylized"]), _ui.result_line(out.summary, out.record["notes"]),
-                   None, out.images.get("style"), out.images.get("gram"))
+                   None, out.images.get("style"), out.images.get("gram"), out.record)
             return
         # Gatys: the optimisation runs in the model layer; each report is shown as it comes, Stop ends it early
-        for out in task.stream(loaded, model=model_name, progress=_ui.progress_callback(progress),
-                               should_stop=flag.is_set, **options):
+        # (it takes no checkpoint: one left in the upload box is not used)
+        loaded = _ui.load_input(image, task.max_side)
+        settings = {**task.defaults(), **task.check_options(**values), "style": _style_input(style_image)}
+        for out in task.stream(loaded, model=model, progress=_ui.progress_callback(progress),
+                               should_stop=flag.is_set, **settings):
             report = out.record["gatys"]
             yield ((out.images["content"], out.images["stylized"]), _gatys_line(out.record["style"], report),
-                   _loss_frame(report["history"]), out.images["style"], out.images["gram"])
+                   _loss_frame(report["history"]), out.images["style"], out.images["gram"], out.record)
 
-    run.click(stylise, [panel.image, *settings, checkpoint], [slider, status, losses, used_style, gram],
-              api_name="style", concurrency_id=_ui.MODEL_CONCURRENCY_ID,
-              concurrency_limit=_ui.MODEL_CONCURRENCY_LIMIT)
+    _ui.bind(run.click, style, [panel.image, model, style_image, checkpoint], options,
+             [slider, status, losses, used_style, gram, record], api_name="style")
+
     def stop_optimising(request: gr.Request):
         _stop_flag(request).set()
 
-    stop.click(stop_optimising, None, None, queue=False, api_name="style_stop")
+    stop.click(stop_optimising, None, None, queue=False, api_name="style_stop", api_visibility="private")
 
-    def live_frame(frame, mirror, model_name, *values):
-        if model_name == "gatys":
+    def live_run(loaded, model, style="", **values):
+        """Live frames: the one-shot models at the live size, with the style upload as it is now."""
+        if model == "gatys":
             raise gr.Error("Gatys optimises for many seconds per image: choose a fast style or AdaIN for Live.")
-        loaded = _ui.load_input(frame, LIVE_SIDE, mirror_back=not mirror)
-        out = task.run(loaded, model=task.check_model(model_name), **{**options_from(*values), "max_side": LIVE_SIDE})
-        return out.images["stylized"], out.summary
+        return task.run(loaded, model=model, style=_style_input(style), **{**values, "max_side": LIVE_SIDE})
 
-    _ui.wire_live(panel, live_view, live_frame, settings, still_outputs=[slider, run, stop])
+    _live.wire_live(dataclasses.replace(task, run=live_run), panel, live_view, model, {**options, "style": style_image},
+                    "stylized", still_outputs=[slider, run, stop], max_side=LIVE_SIDE)
 
 
 def _gatys_line(style_label: str, report: dict) -> str:
@@ -147,7 +146,5 @@ def _gatys_line(style_label: str, report: dict) -> str:
 
 
 def _loss_frame(history: list[dict]) -> pd.DataFrame:
-    """The record's loss history as the plot's long table: one row per step and loss, log10 scaled."""
-    rows = [(entry["step"], name, math.log10(max(entry[name], 1e-12)))
-            for entry in history for name in ("content", "style", "total")]
-    return pd.DataFrame(rows, columns=["step", "loss", "log10 loss"])
+    """The record's loss history as the plot's table (one row per step and loss, log10 scaled)."""
+    return pd.DataFrame(style_tab.loss_plot_rows(history), columns=["step", "loss", "log10 loss"])

@@ -26,28 +26,31 @@ def scene_png(tmp_path):
     return path
 
 
-def _enlarge(client, image, model="bicubic-x4", mode="upscale", checkpoint=None):
-    return client.predict(handle_file(str(image)), model, mode, 0.5, 0, checkpoint and handle_file(str(checkpoint)),
-                          api_name="/super_resolution")
+def _enlarge(client, image, model="bicubic-x4", **options):
+    """The endpoint by keyword, as a script would call it: only the image is required."""
+    return client.predict(image=handle_file(str(image)), model=model, **options, api_name="/super_resolution")
 
 
-def test_super_resolution_endpoint_returns_the_pair_and_the_full_size_file(client, scene_png):
-    (before, after), status, _, download = _enlarge(client, scene_png)
+def test_super_resolution_endpoint_returns_the_pair_the_full_size_file_and_the_record(client, scene_png):
+    (before, after), status, _, download, record = _enlarge(client, scene_png)
     assert Image.open(before).size == Image.open(after).size == (256, 192)
     assert "bicubic-x4" in status and "64x48 -> 256x192" in status
     full = np.asarray(Image.open(download))
     assert full.shape == (192, 256, 3)
+    assert record["model"] == "bicubic-x4" and record["output_size"] == [256, 192] and record["mode"] == "upscale"
 
 
 def test_user_checkpoint_upload_runs_through_the_endpoint(client, scene_png, random_srgan_checkpoint):
-    (_, after), status, _, _ = _enlarge(client, scene_png, "srgan-x4", checkpoint=random_srgan_checkpoint)
-    assert Image.open(after).size == (256, 192) and "srgan-x4" in status
+    (_, after), status, _, _, record = _enlarge(client, scene_png, "srgan-x4",
+                                                checkpoint=handle_file(str(random_srgan_checkpoint)))
+    assert Image.open(after).size == (256, 192) and "srgan-x4" in status and record["model"] == "srgan-x4"
 
 
 def test_check_mode_fills_the_metrics_table(client, scene_png):
-    _, _, metrics, _ = _enlarge(client, scene_png, mode="check")
+    _, _, metrics, _, record = _enlarge(client, scene_png, mode="check")
     rows = {row[0]: row[1:] for row in metrics["value"]["data"]}  # the handler returns a gr.update
     assert set(rows) == {"model", "bicubic"} and rows["model"][0] > 10
+    assert rows["model"][0] == pytest.approx(record["metrics"]["model"]["psnr_db"], abs=0.01)
 
 
 def _truncated_jpeg() -> bytes:
@@ -73,7 +76,7 @@ def test_bad_input_gets_a_message_and_the_server_keeps_serving(client, tmp_path,
     bad.write_bytes(content)
     with pytest.raises(Exception, match=message):
         _enlarge(client, bad)
-    (_, after), _, _, _ = _enlarge(client, scene_png)  # the next request is served normally
+    (_, after), *_ = _enlarge(client, scene_png)  # the next request is served normally
     assert Image.open(after).size == (256, 192)
 
 

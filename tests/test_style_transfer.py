@@ -520,6 +520,38 @@ def test_real_vgg19_gatys_lowers_the_loss(shared_weights):
     assert reports[-1].total_loss < reports[0].total_loss
 
 
+def _press_stop(url: str, client) -> None:
+    """What the Stop button sends: its endpoint is private (no API client calls it), so post as the browser does,
+    in the session of the running job."""
+    import httpx
+
+    answer = httpx.post(f"{url.rstrip('/')}/gradio_api/run/style_stop",
+                        json={"data": [], "session_hash": client.session_hash}, timeout=30)
+    answer.raise_for_status()
+
+
+def test_endpoint_answers_a_fast_style_by_keyword(served_app, random_models, tmp_path):
+    """Through the app: only the image is required; options go by keyword, named like the command line's --set."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    Image.fromarray(drawn_scene(48, 64)).save(tmp_path / "content.png")
+    client = Client(served_app, verbose=False)
+    (content, stylised), status, plot, style_image, gram, record = client.predict(
+        image=handle_file(str(tmp_path / "content.png")), preserve_color=True, api_name="/style")
+    assert record["model"] == "mosaic" and record["preserve_color"] is True  # the default model
+    assert record["working_size"] == [64, 48] and record["input_size"] == [64, 48]
+    assert Image.open(content).size == Image.open(stylised).size == (64, 48) and "mosaic" in status
+    assert plot is None and style_image is None and gram is None  # AdaIN's and Gatys's views only
+    _, _, _, style_image, gram, record = client.predict(
+        image=handle_file(str(tmp_path / "content.png")), model="adain",
+        style_image=handle_file(str(tmp_path / "content.png")), alpha=0.5, gram_layer="relu3_1", max_side=64,
+        api_name="/style")
+    assert record["model"] == "adain" and record["alpha"] == 0.5 and record["gram_layer"] == "relu3_1"
+    assert record["style"] == "image" and record["style_size"] == [64, 48]  # the upload, not a built-in pattern
+    assert Image.open(style_image).size == (64, 48) and Image.open(gram).size == (256, 256)
+
+
 def test_endpoint_streams_gatys_and_stop_keeps_the_best(served_app, random_models, tmp_path):
     """Through the app: Gatys streams reports (image, losses); Stop ends it early with the best image so far."""
     import time
@@ -529,18 +561,23 @@ def test_endpoint_streams_gatys_and_stop_keeps_the_best(served_app, random_model
 
     Image.fromarray(drawn_scene(48, 64)).save(tmp_path / "content.png")
     client = Client(served_app, verbose=False)
-    settings = ["gatys", None, 1.0, False, 400, 1.0, 1e5, "adam", "content", 64, "relu2_1", None]
-    job = client.submit(handle_file(str(tmp_path / "content.png")), *settings, api_name="/style")
+    job = client.submit(image=handle_file(str(tmp_path / "content.png")), model="gatys", steps=400, optimizer="adam",
+                        max_side=64, api_name="/style")  # by keyword; the rest keep their defaults
     deadline = time.time() + 120
     while len(job.outputs()) < 2 and time.time() < deadline:  # at least two reports: step 0 and step 5
         time.sleep(0.2)
-    client.predict(api_name="/style_stop")
+    _press_stop(served_app, client)
     job.result(timeout=120)
     outputs = job.outputs()
     assert len(outputs) >= 3
-    (content, stylised), status, plot, style_image, gram = outputs[-1]
+    (content, stylised), status, plot, style_image, gram, record = outputs[-1]
     assert "Stopped" in status and "best image" in status and "of 400" in status
     assert Image.open(content).size == Image.open(stylised).size == (64, 48)
     assert {row[1] for row in plot["data"]} == {"content", "style", "total"}
     steps = sorted({row[0] for row in plot["data"]})
     assert steps[0] == 0 and 5 <= steps[-1] < 400  # stopped early, with every step's losses plotted
+    report = record["gatys"]
+    assert record["model"] == "gatys" and record["style"] == style_images.DEFAULT_STYLE
+    assert report["stopped"] and report["done"] and report["steps"] == 400 and report["optimizer"] == "adam"
+    assert report["steps_done"] == steps[-1] and record["working_size"] == [64, 48]
+    assert report["best_loss"] == min(entry["total"] for entry in report["history"])

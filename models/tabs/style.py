@@ -7,6 +7,7 @@ so far. The families are models/fast_style.py, models/adain.py and models/gatys.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -39,6 +40,7 @@ MODEL_LABELS = {
 DEFAULT_WORKING_SIDE = {"fast": fast_style.WORKING_SIDE, "adain": adain.WORKING_SIDE, "gatys": gatys.WORKING_SIDE}
 MIN_SIDE = {"fast": fast_style.MIN_SIDE, "adain": adain.MIN_SIDE, "gatys": gatys.MIN_SIDE}
 STREAM_EVERY = 5  # optimiser steps between two of stream()'s reports
+LOSS_NAMES = ("content", "style", "total")
 
 
 def model_kind(model_name: str) -> str:
@@ -205,6 +207,13 @@ def stream(loaded: LoadedImage, model: str = "gatys", checkpoint: str | None = N
         yield TaskOutput({**prepared.images, **view, "stylized": with_alpha(shown, loaded.alpha)}, record, summary)
 
 
+def loss_plot_rows(history: list[dict]) -> list[tuple[int, str, float]]:
+    """A record's Gatys loss history as a plot's long table: (step, loss name, log10 of the loss) per step and loss.
+
+    The losses fall over orders of magnitude, so a log scale shows the whole curve; 1e-12 keeps log10 finite."""
+    return [(entry["step"], name, math.log10(max(entry[name], 1e-12))) for entry in history for name in LOSS_NAMES]
+
+
 _GRAM_LAYERS = tuple(f"{kind}{block}_1" for block in range(1, 5) for kind in ("conv", "relu"))
 
 TASK = Task(
@@ -224,8 +233,10 @@ TASK = Task(
                label="Content weight"),
         Option("style_weight", 1e5, "gatys: weight of the style (Gram matrix) loss", minimum=0.0,
                label="Style weight"),
-        Option("content_layers", ",".join(gatys.DEFAULT_CONTENT_LAYERS), "gatys: VGG-19 layers for the content loss"),
-        Option("style_layers", ",".join(gatys.DEFAULT_STYLE_LAYERS), "gatys: VGG-19 layers for the style loss"),
+        Option("content_layers", ",".join(gatys.DEFAULT_CONTENT_LAYERS), "gatys: VGG-19 layers for the content loss",
+               label="Content layers (VGG-19)"),
+        Option("style_layers", ",".join(gatys.DEFAULT_STYLE_LAYERS), "gatys: VGG-19 layers for the style loss",
+               label="Style layers (VGG-19)"),
         Option("optimizer", "lbfgs", "gatys: optimiser of the pixels", choices=gatys.OPTIMIZERS, label="Optimiser"),
         Option("init", "content", "gatys: start from the content image or from noise", choices=("content", "noise"),
                label="Start from"),
