@@ -157,3 +157,22 @@ def test_cli_models_lists_every_checkpoint(main):
     assert code == 0
     for name in ("srgan-x4", "realesrgan-x4plus", "realesr-general-wdn-x4v3", "mask2former-swin-tiny-coco-panoptic"):
         assert name in out
+
+
+def test_the_catalogue_file_lists_exactly_what_the_families_register():
+    """`python app.py models` reads models/catalogue.json; regenerate it with scripts/write_catalogue.py."""
+    from models import checkpoints, tasks
+
+    tasks.load_all()
+    assert checkpoints.read_catalogue_file() == checkpoints.catalogue()
+
+
+@pytest.mark.slow
+def test_listing_the_catalogue_imports_neither_torch_nor_a_model_family():
+    code = ("import sys, app; code = app.main(['models']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; "
+            "assert not [m for m in sys.modules if m.startswith('models.tabs')], 'a tab was imported'; "
+            "sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "centerface" in result.stdout and "mask2former-swin-tiny-coco-panoptic" in result.stdout
