@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoints.set_offline(args.offline)
     command = args.command or "serve"
-    if command in ("serve", "predict"):  # only these run models; listing and downloading never import torch
+    if command in ("serve", "predict", "batch"):  # these run models; listing and downloading never import torch
         from models import runtime
 
         try:
@@ -33,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             return _fail(str(error))
     return {"serve": serve, "predict": predict, "batch": run_batch, "models": list_models,
-            "download": download}[command](args)
+            "download": download, "doctor": _doctor}[command](args)
+
+
+def _doctor(args) -> int:
+    import doctor  # sets the device and the offline switch itself
+
+    return doctor.run(args)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [ROOT / "app.py", *sorted((ROOT / "models").rglob("*.py")), *sorted((ROOT / "demos").rglob("*.py")),
+SOURCES = [*sorted(ROOT.glob("*.py")), *sorted((ROOT / "models").rglob("*.py")), *sorted((ROOT / "demos").rglob("*.py")),
            *sorted((ROOT / "benchmarks").rglob("*.py")), *sorted((ROOT / "scripts").rglob("*.py"))]
 MAX_LINES = 400
 
