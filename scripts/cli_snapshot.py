@@ -53,17 +53,18 @@ def make_weights(folder: Path) -> None:
 
     sys.path.insert(0, str(ROOT))
     folder.mkdir(parents=True, exist_ok=True)
-    from models import centernet, instance_segmentation, landmarks, style_transfer, translation, yolact
+    from models import centernet, cyclegan, fan, keypointrcnn, maskrcnn, pix2pix, yolact
+    from models.fast_style_arch import TransformerNet
 
     builders = {
-        "fan.pth": lambda: landmarks.build("2dfan4"),
-        "keypointrcnn.pth": lambda: landmarks.build("keypointrcnn-resnet50-fpn"),
-        "maskrcnn_v2.pth": lambda: instance_segmentation.build("maskrcnn-r50-fpn-v2"),
+        "fan.pth": fan.build,
+        "keypointrcnn.pth": keypointrcnn.build,
+        "maskrcnn_v2.pth": lambda: maskrcnn.build("maskrcnn-r50-fpn-v2"),
         "yolact_r50.pth": lambda: yolact.build("yolact-r50"),
         "centernet_r18.pth": lambda: centernet.build("centernet-r18"),
-        "pix2pix.pth": lambda: translation.build("pix2pix"),
-        "cyclegan.pth": lambda: translation.build("cyclegan"),
-        "fast_style.pth": lambda: style_transfer.TransformerNet(),
+        "pix2pix.pth": pix2pix.build,
+        "cyclegan.pth": cyclegan.build,
+        "fast_style.pth": TransformerNet,
     }
     for index, (name, build) in enumerate(builders.items()):
         torch.manual_seed(index)
@@ -106,7 +107,7 @@ def run(folder: Path, manifest: Path) -> None:
 def _without_timings(value):
     if isinstance(value, dict):
         return {k: _without_timings(v) for k, v in value.items()
-                if not any(k == t or k.endswith("_" + t) for t in TIMING_KEYS) and k not in ("summary", "checkpoint")}
+                if not any(k == t or k.endswith("_" + t) for t in TIMING_KEYS) and k not in ("summary", "checkpoint", "files")}
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value
