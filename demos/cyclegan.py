@@ -5,9 +5,8 @@ import gradio as gr
 
 import assets
 from models.cyclegan import REVERSE
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "cyclegan"
 TITLE = "CycleGAN"
@@ -22,33 +21,31 @@ LIVE_MAX_SIDE = 256
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
     labels = {name: f"{name}  ⟲ {REVERSE[name]}" for name in task.models if name in REVERSE}
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = _widgets.model_widget(task, labels, label="Model (⟲: has a reverse model)")
-            options = _widgets.option_widgets(task, ("show_cycle", "working_side"))
-            with gr.Accordion("Your own generator", open=False):
-                checkpoint = gr.File(label="A resnet_9blocks generator trained with the reference code (.pth)",
-                                     file_types=[".pth", ".pt"], elem_id=f"{ID}-checkpoint")
-            run = gr.Button("Translate", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples([[assets.skimage_photo("chelsea", 512), "style_vangogh"],
-                         [assets.skimage_photo("coffee", 512), "apple2orange"]], [panel.image, model],
-                        label="Examples (scikit-image sample photos, CC0)")
-        with gr.Column(scale=2):
-            slider = gr.ImageSlider(label="X (left) vs G(X) (right)", format="png", type="numpy",
-                                    elem_id=f"{ID}-slider", max_height=520)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            with gr.Row(visible=False) as cycle_row:
-                reconstructed = gr.Image(label="X' = F(G(X))", type="numpy", format="png",
-                                         elem_id=f"{ID}-reconstructed", height=320)
-                error = gr.Image(label="|X - X'| (bright = lost in the cycle)", type="numpy", format="png",
-                                 elem_id=f"{ID}-cycle-error", height=320)
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
-            videos = _ui.video_section(ID, "translated")
+    with layout.inputs() as panel:
+        model = _widgets.model_widget(task, labels, label="Model (⟲: has a reverse model)")
+        options = _widgets.option_widgets(task, ("show_cycle", "working_side"))
+        with gr.Accordion("Your own generator", open=False):
+            checkpoint = gr.File(label="A resnet_9blocks generator trained with the reference code (.pth)",
+                                 file_types=[".pth", ".pt"], elem_id=f"{ID}-checkpoint")
+        run = gr.Button("Translate", variant="primary", elem_id=f"{ID}-run")
+        gr.Examples([[assets.skimage_photo("chelsea", 512), "style_vangogh"],
+                     [assets.skimage_photo("coffee", 512), "apple2orange"]], [panel.image, model],
+                    label="Examples (scikit-image sample photos, CC0)")
+    with layout.outputs():
+        slider = gr.ImageSlider(label="X (left) vs G(X) (right)", format="png", type="numpy",
+                                elem_id=f"{ID}-slider", max_height=520)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        with gr.Row(visible=False) as cycle_row:
+            reconstructed = gr.Image(label="X' = F(G(X))", type="numpy", format="png",
+                                     elem_id=f"{ID}-reconstructed", height=320)
+            error = gr.Image(label="|X - X'| (bright = lost in the cycle)", type="numpy", format="png",
+                             elem_id=f"{ID}-cycle-error", height=320)
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
+        videos = _ui.video_section(ID, "translated")
 
     @_ui.friendly_errors
     def cyclegan(image, model=task.default_model, checkpoint=None, progress=gr.Progress(), **values):

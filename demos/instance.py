@@ -5,9 +5,8 @@ import gradio as gr
 
 import assets
 from models import instances, maskrcnn, yolact
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "instance"
 TITLE = "Instance segmentation"
@@ -22,48 +21,46 @@ _ROW_KEYS = ("id", "label", "score", "box", "mask_area_px")
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
     labels = {name: spec.label for name, spec in {**maskrcnn.MODELS, **yolact.MODELS}.items()}
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = _widgets.model_widget(task, labels)
-            options = _widgets.option_widgets(
-                task, ("classes", "score_threshold", "mask_threshold", "opacity"),
-                classes=dict(choices=list(instances.CLASS_GROUPS) + list(instances.CLASS_NAMES), multiselect=True,
-                             value=[], kind=gr.Dropdown))
-            with gr.Row():
-                options |= _widgets.option_widgets(task, ("show_boxes", "show_labels"))
-            with gr.Accordion("Speed and the proposals view", open=False):
-                options |= _widgets.option_widgets(task, ("working_size", "proposals", "rpn_top_n"))
-            run = gr.Button("Segment", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
-                        label="Examples (scikit-image sample photos, public domain / CC0)")
-        with gr.Column(scale=2):
-            slider = gr.ImageSlider(label="Photo (left) vs instances (right)", format="png", type="numpy",
-                                    elem_id=f"{ID}-slider", max_height=560)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            table = gr.Dataframe(headers=list(_ROW_KEYS), label="Instances", interactive=False, elem_id=f"{ID}-table")
-            with gr.Accordion("How it works: the RPN's proposals (Mask R-CNN) or the prior boxes (YOLACT)",
-                              open=False):
-                proposals_view = gr.Image(type="numpy", format="jpeg", elem_id=f"{ID}-proposals", show_label=False)
-            with gr.Accordion("YOLACT: masks as linear combinations of prototypes", open=True,
-                              visible=False) as prototype_section:
-                gr.Markdown("YOLACT (Bolya et al., ICCV 2019) makes 32 **prototype** masks for the whole image once; "
-                            "each detection predicts 32 **coefficients**. Its mask is sigmoid(prototypes x "
-                            "coefficients), cropped to its box.")
-                options |= _widgets.option_widgets(task, ("detection",))
-                prototypes = gr.Image(label="The 32 prototypes of this image", type="numpy", format="png",
-                                      elem_id=f"{ID}-prototypes")
-                coefficients = gr.Image(label="Its coefficients", type="numpy", format="png",
-                                        elem_id=f"{ID}-coefficients")
-                assembly = gr.Image(label="Assembled step by step: weighted prototypes, sum, sigmoid, crop",
-                                    type="numpy", format="png", elem_id=f"{ID}-assembly")
-            label_file = gr.File(label="Masks as a label image (PNG: 0 = background, n = row n)",
-                                 elem_id=f"{ID}-labels")
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
+    with layout.inputs() as panel:
+        model = _widgets.model_widget(task, labels)
+        options = _widgets.option_widgets(
+            task, ("classes", "score_threshold", "mask_threshold", "opacity"),
+            classes=dict(choices=list(instances.CLASS_GROUPS) + list(instances.CLASS_NAMES), multiselect=True,
+                         value=[], kind=gr.Dropdown))
+        with gr.Row():
+            options |= _widgets.option_widgets(task, ("show_boxes", "show_labels"))
+        with gr.Accordion("Speed and the proposals view", open=False):
+            options |= _widgets.option_widgets(task, ("working_size", "proposals", "rpn_top_n"))
+        run = gr.Button("Segment", variant="primary", elem_id=f"{ID}-run")
+        gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
+                    label="Examples (scikit-image sample photos, public domain / CC0)")
+    with layout.outputs():
+        slider = gr.ImageSlider(label="Photo (left) vs instances (right)", format="png", type="numpy",
+                                elem_id=f"{ID}-slider", max_height=560)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        table = gr.Dataframe(headers=list(_ROW_KEYS), label="Instances", interactive=False, elem_id=f"{ID}-table")
+        with gr.Accordion("How it works: the RPN's proposals (Mask R-CNN) or the prior boxes (YOLACT)",
+                          open=False):
+            proposals_view = gr.Image(type="numpy", format="jpeg", elem_id=f"{ID}-proposals", show_label=False)
+        with gr.Accordion("YOLACT: masks as linear combinations of prototypes", open=True,
+                          visible=False) as prototype_section:
+            gr.Markdown("YOLACT (Bolya et al., ICCV 2019) makes 32 **prototype** masks for the whole image once; "
+                        "each detection predicts 32 **coefficients**. Its mask is sigmoid(prototypes x "
+                        "coefficients), cropped to its box.")
+            options |= _widgets.option_widgets(task, ("detection",))
+            prototypes = gr.Image(label="The 32 prototypes of this image", type="numpy", format="png",
+                                  elem_id=f"{ID}-prototypes")
+            coefficients = gr.Image(label="Its coefficients", type="numpy", format="png",
+                                    elem_id=f"{ID}-coefficients")
+            assembly = gr.Image(label="Assembled step by step: weighted prototypes, sum, sigmoid, crop",
+                                type="numpy", format="png", elem_id=f"{ID}-assembly")
+        label_file = gr.File(label="Masks as a label image (PNG: 0 = background, n = row n)",
+                             elem_id=f"{ID}-labels")
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
 
     @_ui.friendly_errors
     def instance(image, model=task.default_model, progress=gr.Progress(), **values):

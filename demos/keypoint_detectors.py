@@ -6,9 +6,8 @@ import gradio as gr
 
 import assets
 from models.tabs import keypoint_detectors as tab
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "keypoint-detectors"
 TITLE = "CornerNet / CenterNet"
@@ -30,29 +29,27 @@ _MODEL_LABELS = {"centernet-r18": "CenterNet ResNet-18 (AP 25.9, fast)",
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Radio([(_MODEL_LABELS.get(name, name), name) for name in task.models], value=task.default_model,
-                             label="Model", elem_id=f"{ID}-model")
-            options = _widgets.option_widgets(
-                task, ("score_threshold", "classes", "heatmap_class", "working_size"),
-                classes=dict(choices=["people", "vehicles", "animals", *tab.COCO_CLASSES], multiselect=True, value=[],
-                             kind=gr.Dropdown))
-            run = gr.Button("Detect", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
-                        label="Examples (scikit-image sample photos, public domain / CC0)")
-        with gr.Column(scale=2):
-            slider = gr.ImageSlider(label="Photo (left) vs detections (right)", format="png", type="numpy",
-                                    elem_id=f"{ID}-slider", max_height=520)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            views = gr.Gallery(label="How the boxes come out of the heatmaps", columns=2, height=420,
-                               elem_id=f"{ID}-views", format="jpeg")
-            table = gr.Dataframe(headers=list(_ROW_KEYS), label="Detections", interactive=False, elem_id=f"{ID}-table")
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
+    with layout.inputs() as panel:
+        model = gr.Radio([(_MODEL_LABELS.get(name, name), name) for name in task.models], value=task.default_model,
+                         label="Model", elem_id=f"{ID}-model")
+        options = _widgets.option_widgets(
+            task, ("score_threshold", "classes", "heatmap_class", "working_size"),
+            classes=dict(choices=["people", "vehicles", "animals", *tab.COCO_CLASSES], multiselect=True, value=[],
+                         kind=gr.Dropdown))
+        run = gr.Button("Detect", variant="primary", elem_id=f"{ID}-run")
+        gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
+                    label="Examples (scikit-image sample photos, public domain / CC0)")
+    with layout.outputs():
+        slider = gr.ImageSlider(label="Photo (left) vs detections (right)", format="png", type="numpy",
+                                elem_id=f"{ID}-slider", max_height=520)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        views = gr.Gallery(label="How the boxes come out of the heatmaps", columns=2, height=420,
+                           elem_id=f"{ID}-views", format="jpeg")
+        table = gr.Dataframe(headers=list(_ROW_KEYS), label="Detections", interactive=False, elem_id=f"{ID}-table")
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
 
     @_ui.friendly_errors
     def keypoint_detectors(image, model=task.default_model, progress=gr.Progress(), **values):

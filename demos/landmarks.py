@@ -6,9 +6,8 @@ import gradio as gr
 
 import assets
 from models import face_points, fan, keypointrcnn
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "landmarks"
 TITLE = "Landmarks"
@@ -39,51 +38,49 @@ _COMPARISON_HEADERS = ["point", "detector (x, y)", "FAN (x, y)", "distance (px)"
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = gr.Radio([("Human pose: Keypoint R-CNN (17 COCO keypoints)", keypointrcnn.MODEL),
-                              ("Face: FAN, 4 stacked hourglasses (68 points)", fan.MODEL)],
-                             value=task.default_model, label="Model", elem_id=f"{ID}-model")
-            options = _widgets.option_widgets(
-                task, ("face_detector", "keypoint"),
-                face_detector=dict(choices=[(DETECTOR_LABELS.get(name, name), name)
-                                            for name in task.option("face_detector").choices]),
-                keypoint=dict(choices=_keypoint_choices(keypointrcnn.MODEL), kind=gr.Dropdown))
-            instance = task.option("instance")  # a number box: a 0-999 slider would be all but unusable
-            options["instance"] = gr.Number(value=instance.default, precision=0, minimum=instance.minimum,
-                                            maximum=instance.maximum, label=_widgets.label_of(instance),
-                                            info=instance.help, elem_id=f"{ID}-instance")
-            options |= _widgets.option_widgets(task, ("sigma", "refine"))
-            with gr.Accordion("Thresholds and checkpoints", open=False):
-                options |= _widgets.option_widgets(
-                    task, ("person_threshold", "keypoint_threshold", "face_threshold", "max_faces"))
-                checkpoint = gr.File(label="Your own checkpoint for the chosen model (.pth / .pth.tar)",
-                                     file_types=[".pth", ".tar", ".pt"], elem_id=f"{ID}-checkpoint")
-            run = gr.Button("Find landmarks", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples([[assets.skimage_photo("astronaut"), fan.MODEL]], [panel.image, model],
-                        label="Example (scikit-image's astronaut photo, public domain)")
-        with gr.Column(scale=2):
-            drawing = gr.Image(label="Landmarks", type="numpy", format="png", elem_id=f"{ID}-drawing", height=460)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            heat = gr.Image(label="The chosen keypoint's heatmap, warped back onto the image", type="numpy",
-                            format="png", elem_id=f"{ID}-heatmap", height=420)
-            target = gr.Image(label="Gaussian training target (left) vs the network's heatmap (right)", type="numpy",
-                              format="png", elem_id=f"{ID}-target")
-            stacks = gr.Image(label="FAN: the chosen point's heatmap after hourglass 1, 2, 3, 4", type="numpy",
-                              format="png", elem_id=f"{ID}-stacks", visible=False)
-            with gr.Accordion("Regressed coordinates vs heatmap peaks: the same five face points two ways", open=True,
-                              visible=False) as comparison_section:
-                gr.Markdown(COMPARISON)
-                comparison = gr.Image(label="The chosen face: detector (cyan) vs FAN (magenta)", type="numpy",
-                                      format="png", elem_id=f"{ID}-comparison", height=384)
-                distances = gr.Dataframe(headers=_COMPARISON_HEADERS, label="Distance between the two, in pixels",
-                                         interactive=False, elem_id=f"{ID}-distances")
-            table = gr.JSON(label="Points", elem_id=f"{ID}-points")
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
+    with layout.inputs() as panel:
+        model = gr.Radio([("Human pose: Keypoint R-CNN (17 COCO keypoints)", keypointrcnn.MODEL),
+                          ("Face: FAN, 4 stacked hourglasses (68 points)", fan.MODEL)],
+                         value=task.default_model, label="Model", elem_id=f"{ID}-model")
+        options = _widgets.option_widgets(
+            task, ("face_detector", "keypoint"),
+            face_detector=dict(choices=[(DETECTOR_LABELS.get(name, name), name)
+                                        for name in task.option("face_detector").choices]),
+            keypoint=dict(choices=_keypoint_choices(keypointrcnn.MODEL), kind=gr.Dropdown))
+        instance = task.option("instance")  # a number box: a 0-999 slider would be all but unusable
+        options["instance"] = gr.Number(value=instance.default, precision=0, minimum=instance.minimum,
+                                        maximum=instance.maximum, label=_widgets.label_of(instance),
+                                        info=instance.help, elem_id=f"{ID}-instance")
+        options |= _widgets.option_widgets(task, ("sigma", "refine"))
+        with gr.Accordion("Thresholds and checkpoints", open=False):
+            options |= _widgets.option_widgets(
+                task, ("person_threshold", "keypoint_threshold", "face_threshold", "max_faces"))
+            checkpoint = gr.File(label="Your own checkpoint for the chosen model (.pth / .pth.tar)",
+                                 file_types=[".pth", ".tar", ".pt"], elem_id=f"{ID}-checkpoint")
+        run = gr.Button("Find landmarks", variant="primary", elem_id=f"{ID}-run")
+        gr.Examples([[assets.skimage_photo("astronaut"), fan.MODEL]], [panel.image, model],
+                    label="Example (scikit-image's astronaut photo, public domain)")
+    with layout.outputs():
+        drawing = gr.Image(label="Landmarks", type="numpy", format="png", elem_id=f"{ID}-drawing", height=460)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        heat = gr.Image(label="The chosen keypoint's heatmap, warped back onto the image", type="numpy",
+                        format="png", elem_id=f"{ID}-heatmap", height=420)
+        target = gr.Image(label="Gaussian training target (left) vs the network's heatmap (right)", type="numpy",
+                          format="png", elem_id=f"{ID}-target")
+        stacks = gr.Image(label="FAN: the chosen point's heatmap after hourglass 1, 2, 3, 4", type="numpy",
+                          format="png", elem_id=f"{ID}-stacks", visible=False)
+        with gr.Accordion("Regressed coordinates vs heatmap peaks: the same five face points two ways", open=True,
+                          visible=False) as comparison_section:
+            gr.Markdown(COMPARISON)
+            comparison = gr.Image(label="The chosen face: detector (cyan) vs FAN (magenta)", type="numpy",
+                                  format="png", elem_id=f"{ID}-comparison", height=384)
+            distances = gr.Dataframe(headers=_COMPARISON_HEADERS, label="Distance between the two, in pixels",
+                                     interactive=False, elem_id=f"{ID}-distances")
+        table = gr.JSON(label="Points", elem_id=f"{ID}-points")
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
 
     model.change(lambda name: gr.update(choices=_keypoint_choices(name), value=-1), model, options["keypoint"],
                  queue=False, api_visibility="private")

@@ -5,9 +5,8 @@ import gradio as gr
 
 import assets
 from models import mask2former
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "panoptic"
 TITLE = "Panoptic segmentation"
@@ -22,30 +21,28 @@ _LEGEND_KEYS = ("name", "kind", "area_pct", "score", "color")
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = _widgets.model_widget(task, mask2former.LABELS)
-            options = _widgets.option_widgets(task, ("threshold", "overlap_threshold", "mask_threshold", "opacity",
-                                                     "show_labels", "working_size"))
-            run = gr.Button("Segment every pixel", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
-                        label="Examples (scikit-image sample photos, public domain / CC0)")
-        with gr.Column(scale=2):
-            merged = gr.ImageSlider(label="Photo (left) vs panoptic map (right)", format="png", type="numpy",
-                                    elem_id=f"{ID}-slider", max_height=520)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            with gr.Row():
-                stuff = gr.Image(label="Stuff layer (semantic)", type="numpy", format="jpeg", elem_id=f"{ID}-stuff")
-                things = gr.Image(label="Things layer (instances)", type="numpy", format="jpeg",
-                                  elem_id=f"{ID}-things")
-            legend = gr.Dataframe(headers=list(_LEGEND_KEYS), label="Legend (largest first)", interactive=False,
-                                  elem_id=f"{ID}-legend")
-            label_file = gr.File(label="Segment map (PNG: 0 = void, n = legend id)", elem_id=f"{ID}-labels")
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
+    with layout.inputs() as panel:
+        model = _widgets.model_widget(task, mask2former.LABELS)
+        options = _widgets.option_widgets(task, ("threshold", "overlap_threshold", "mask_threshold", "opacity",
+                                                 "show_labels", "working_size"))
+        run = gr.Button("Segment every pixel", variant="primary", elem_id=f"{ID}-run")
+        gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
+                    label="Examples (scikit-image sample photos, public domain / CC0)")
+    with layout.outputs():
+        merged = gr.ImageSlider(label="Photo (left) vs panoptic map (right)", format="png", type="numpy",
+                                elem_id=f"{ID}-slider", max_height=520)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        with gr.Row():
+            stuff = gr.Image(label="Stuff layer (semantic)", type="numpy", format="jpeg", elem_id=f"{ID}-stuff")
+            things = gr.Image(label="Things layer (instances)", type="numpy", format="jpeg",
+                              elem_id=f"{ID}-things")
+        legend = gr.Dataframe(headers=list(_LEGEND_KEYS), label="Legend (largest first)", interactive=False,
+                              elem_id=f"{ID}-legend")
+        label_file = gr.File(label="Segment map (PNG: 0 = void, n = legend id)", elem_id=f"{ID}-labels")
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
 
     @_ui.friendly_errors
     def panoptic(image, model=task.default_model, progress=gr.Progress(), **values):

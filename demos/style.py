@@ -10,9 +10,8 @@ import pandas as pd
 import assets
 from models import style_images
 from models.tabs import style as style_tab
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "style"
 TITLE = "Style transfer"
@@ -55,43 +54,41 @@ def _capped_widget(task, name: str, maximum: int, **overrides) -> gr.Slider:
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = _widgets.model_widget(task, style_tab.MODEL_LABELS, label="Method and style")
-            style_image = _ui.ImageInput(sources=["upload", "clipboard"], type="filepath", image_mode=None,
-                                         label=task.option("style").label, elem_id=f"{ID}-style-image", height=200)
-            gr.Examples([[style_images.builtin_style_path(name)] for name in style_images.BUILTIN_STYLES]
-                        + [[assets.skimage_photo("hubble_deep_field", 512)]], [style_image],
-                        label="Styles (painted by the app; Hubble deep field: public domain)")
-            options = _widgets.option_widgets(task, ("alpha", "preserve_color"))
-            with gr.Accordion("Gatys settings", open=False):
-                options["steps"] = _capped_widget(task, "steps", UI_MAX_STEPS)
-                options |= _widgets.option_widgets(
-                    task, ("content_weight", "style_weight", "optimizer", "init", "content_layers", "style_layers"))
-                options["max_side"] = _capped_widget(task, "max_side", UI_MAX_SIDE, elem_id=f"{ID}-working")
-            options |= _widgets.option_widgets(task, ("gram_layer",))
-            checkpoint = gr.File(label="Your own TransformerNet (fast style) or AdaIN decoder (.pth)",
-                                 file_types=[".pth", ".model", ".pt"], elem_id=f"{ID}-checkpoint")
-            with gr.Row():
-                run = gr.Button("Stylise", variant="primary", elem_id=f"{ID}-run")
-                stop = gr.Button("Stop (keep the best)", elem_id=f"{ID}-stop")
-            gr.Examples([[assets.skimage_photo("chelsea", 512)], [assets.skimage_photo("coffee", 512)]], [panel.image],
-                        label="Content photos (scikit-image, CC0)")
-        with gr.Column(scale=2):
-            slider = gr.ImageSlider(label="Content (left) vs stylised (right)", format="png", type="numpy",
-                                    elem_id=f"{ID}-slider", max_height=540)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            losses = gr.LinePlot(x="step", y="log10 loss", color="loss", label="Gatys: losses per step",
-                                 elem_id=f"{ID}-losses", height=260)
-            with gr.Row():
-                used_style = gr.Image(label="Style image used", type="numpy", elem_id=f"{ID}-used-style", height=260)
-                gram = gr.Image(label="Its Gram matrix (channels x channels)", type="numpy", format="png",
-                                elem_id=f"{ID}-gram", height=260)
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
+    with layout.inputs() as panel:
+        model = _widgets.model_widget(task, style_tab.MODEL_LABELS, label="Method and style")
+        style_image = _ui.ImageInput(sources=["upload", "clipboard"], type="filepath", image_mode=None,
+                                     label=task.option("style").label, elem_id=f"{ID}-style-image", height=200)
+        gr.Examples([[style_images.builtin_style_path(name)] for name in style_images.BUILTIN_STYLES]
+                    + [[assets.skimage_photo("hubble_deep_field", 512)]], [style_image],
+                    label="Styles (painted by the app; Hubble deep field: public domain)")
+        options = _widgets.option_widgets(task, ("alpha", "preserve_color"))
+        with gr.Accordion("Gatys settings", open=False):
+            options["steps"] = _capped_widget(task, "steps", UI_MAX_STEPS)
+            options |= _widgets.option_widgets(
+                task, ("content_weight", "style_weight", "optimizer", "init", "content_layers", "style_layers"))
+            options["max_side"] = _capped_widget(task, "max_side", UI_MAX_SIDE, elem_id=f"{ID}-working")
+        options |= _widgets.option_widgets(task, ("gram_layer",))
+        checkpoint = gr.File(label="Your own TransformerNet (fast style) or AdaIN decoder (.pth)",
+                             file_types=[".pth", ".model", ".pt"], elem_id=f"{ID}-checkpoint")
+        with gr.Row():
+            run = gr.Button("Stylise", variant="primary", elem_id=f"{ID}-run")
+            stop = gr.Button("Stop (keep the best)", elem_id=f"{ID}-stop")
+        gr.Examples([[assets.skimage_photo("chelsea", 512)], [assets.skimage_photo("coffee", 512)]], [panel.image],
+                    label="Content photos (scikit-image, CC0)")
+    with layout.outputs():
+        slider = gr.ImageSlider(label="Content (left) vs stylised (right)", format="png", type="numpy",
+                                elem_id=f"{ID}-slider", max_height=540)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        losses = gr.LinePlot(x="step", y="log10 loss", color="loss", label="Gatys: losses per step",
+                             elem_id=f"{ID}-losses", height=260)
+        with gr.Row():
+            used_style = gr.Image(label="Style image used", type="numpy", elem_id=f"{ID}-used-style", height=260)
+            gram = gr.Image(label="Its Gram matrix (channels x channels)", type="numpy", format="png",
+                            elem_id=f"{ID}-gram", height=260)
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
 
     @_ui.friendly_errors
     def style(image, model=task.default_model, style_image=None, checkpoint=None, request: gr.Request = None,

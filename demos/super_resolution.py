@@ -5,9 +5,8 @@ import gradio as gr
 
 import assets
 from models import sr
-from models.tasks import get_task
 
-from . import _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets
 
 ID = "super-resolution"
 TITLE = "Super-resolution"
@@ -24,35 +23,33 @@ _MODES = [("Upscale my image", "upscale"), ("Check against the original (shrink,
 
 
 def build() -> None:
-    task = get_task(ID)
-    gr.Markdown(EXPLANATION)
-    with gr.Row():
-        with gr.Column(scale=1):
-            panel = _ui.input_panel(ID, task.max_side)
-            model = _widgets.model_widget(task, {name: spec.label for name, spec in sr.MODELS.items()})
-            options = _widgets.option_widgets(task, ("mode", "denoise"), mode=dict(choices=_MODES, label="Mode"),
-                                              denoise=dict(visible=False))
-            with gr.Accordion("Advanced", open=False):
-                options |= _widgets.option_widgets(task, ("tile",), tile=dict(kind=gr.Number))
-                checkpoint = gr.File(label="Your own checkpoint (.pth, official format of the chosen model)",
-                                     file_types=[".pth", ".pt"], elem_id=f"{ID}-checkpoint")
-            run = gr.Button("Enlarge", variant="primary", elem_id=f"{ID}-run")
-            gr.Examples(
-                [[assets.skimage_photo("chelsea", 160), "srgan-x4", "upscale"],
-                 [assets.skimage_photo("coffee", 200), "realesr-general-x4v3", "upscale"],
-                 [assets.skimage_photo("astronaut"), "srgan-x4", "check"]],
-                [panel.image, model, options["mode"]],
-                label="Examples (scikit-image sample photos, CC0 / public domain)",
-            )
-        with gr.Column(scale=2):
-            slider = gr.ImageSlider(label="Bicubic (left) vs model (right)", format="png", type="numpy",
-                                    elem_id=f"{ID}-slider", max_height=640)
-            status = gr.Markdown(elem_id=f"{ID}-status")
-            metrics = gr.Dataframe(headers=["method", "PSNR (dB)", "SSIM"], label="Against the original",
-                                   visible=False, elem_id=f"{ID}-metrics", interactive=False)
-            download = gr.File(label="Full-size result (PNG)", elem_id=f"{ID}-download")
-            record = _ui.record_view(ID)
-            live_view = _ui.live_view(ID)
+    layout = _layout.TabLayout(ID, EXPLANATION)
+    task = layout.task
+    with layout.inputs() as panel:
+        model = _widgets.model_widget(task, {name: spec.label for name, spec in sr.MODELS.items()})
+        options = _widgets.option_widgets(task, ("mode", "denoise"), mode=dict(choices=_MODES, label="Mode"),
+                                          denoise=dict(visible=False))
+        with gr.Accordion("Advanced", open=False):
+            options |= _widgets.option_widgets(task, ("tile",), tile=dict(kind=gr.Number))
+            checkpoint = gr.File(label="Your own checkpoint (.pth, official format of the chosen model)",
+                                 file_types=[".pth", ".pt"], elem_id=f"{ID}-checkpoint")
+        run = gr.Button("Enlarge", variant="primary", elem_id=f"{ID}-run")
+        gr.Examples(
+            [[assets.skimage_photo("chelsea", 160), "srgan-x4", "upscale"],
+             [assets.skimage_photo("coffee", 200), "realesr-general-x4v3", "upscale"],
+             [assets.skimage_photo("astronaut"), "srgan-x4", "check"]],
+            [panel.image, model, options["mode"]],
+            label="Examples (scikit-image sample photos, CC0 / public domain)",
+        )
+    with layout.outputs():
+        slider = gr.ImageSlider(label="Bicubic (left) vs model (right)", format="png", type="numpy",
+                                elem_id=f"{ID}-slider", max_height=640)
+        status = gr.Markdown(elem_id=f"{ID}-status")
+        metrics = gr.Dataframe(headers=["method", "PSNR (dB)", "SSIM"], label="Against the original",
+                               visible=False, elem_id=f"{ID}-metrics", interactive=False)
+        download = gr.File(label="Full-size result (PNG)", elem_id=f"{ID}-download")
+        record = _ui.record_view(ID)
+        live_view = _ui.live_view(ID)
 
     model.change(lambda name: gr.update(visible=sr.MODELS[name].blend_checkpoint is not None), model,
                  options["denoise"], queue=False, api_visibility="private")

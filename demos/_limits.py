@@ -1,0 +1,197 @@
+"""Server-wide limits that keep one client from crowding out the others: queue places per client, and the sizes and
+kinds of what may be uploaded.
+
+`app.launch` installs both: `limit_jobs_per_client(blocks)` on Gradio's queue, `upload_guard(blocks, ...)` as ASGI
+middleware in front of every route. What a single job may compute is `models.budget`'s business, and stopping it is
+`models.cancel`'s.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+MAX_JOBS_PER_CLIENT = int(os.environ.get("CVPG_MAX_JOBS_PER_CLIENT", "3"))  # one browser tab or API client
+MAX_JOBS_PER_ADDRESS = int(os.environ.get("CVPG_MAX_JOBS_PER_ADDRESS", "24"))  # every client behind one address
+# Behind a proxy (Hugging Face Spaces) every request comes from the proxy: the client's address is the first of
+# X-Forwarded-For. Elsewhere that header is whatever the client wrote, so it is only trusted when asked to.
+TRUST_FORWARDED = os.environ.get("CVPG_TRUST_FORWARDED", "1" if os.environ.get("SPACE_ID") else "") not in ("", "0")
+CHECKPOINT_SUFFIXES = {".pth", ".pt", ".tar", ".model", ".bin"}
+log = logging.getLogger("cvpg")
+
+
+def client_address(request) -> str:
+    if TRUST_FORWARDED and (forwarded := request.headers.get("x-forwarded-for", "")):
+        return forwarded.split(",")[0].strip()
+    return request.client.host if getattr(request, "client", None) else "unknown"
+
+
+def _client_keys(session_hash: str | None, address: str) -> tuple[str, str]:
+    """(the client, its address): a request without a session counts as the address's anonymous client."""
+    return (f"session {session_hash}" if session_hash else f"anonymous at {address}"), f"address {address}"
+
+
+def _held(queue) -> Counter:
+    """Queued and running events per client and per address (running ones whose client left included: they hold a
+    worker until their job notices)."""
+    events = [event for waiting in queue.event_queue_per_concurrency_id.values() for event in waiting.queue]
+    events += [event for running in queue.active_jobs if running for event in running]
+    counts: Counter = Counter()
+    for event in events:
+        session = event.session_hash if event.session_hash != event._id else None  # the queue's stand-in: none given
+        counts.update(_client_keys(session, client_address(event.request)))
+    return counts
+
+
+def limit_jobs_per_client(blocks: gr.Blocks, per_client: int = MAX_JOBS_PER_CLIENT,
+                          per_address: int = MAX_JOBS_PER_ADDRESS) -> None:
+    """Refuse a new event (HTTP 400, the message shown in the UI) from a client that already has `per_client` events
+    queued or running, or whose address has `per_address`: one client cannot fill the queue.
+
+    Gradio has no per-client limit, and a `validator` runs before the event is counted (so a burst would pass). This
+    wraps the queue's `push`, which every route that queues work goes through (the UI's /queue/join, the API's
+    /call); pushes still under way count too, so a burst of simultaneous requests is counted exactly."""
+    queue = blocks._queue
+    push = queue.push
+    joining: Counter = Counter()
+
+    async def fair_push(body, request, username):
+        client, address = keys = _client_keys(body.session_hash, client_address(request))
+        counts = _held(queue) + joining
+        if counts[client] >= per_client:
+            refusal = (f"You already have {counts[client]} requests waiting or running (at most {per_client} at a "
+                       "time); wait for one to finish, then try again.")
+        elif counts[address] >= per_address:
+            refusal = (f"Your network address already has {counts[address]} requests waiting or running (at most "
+                       f"{per_address}); wait for some to finish, then try again.")
+        else:
+            joining.update(keys)
+            try:
+                return await push(body, request, username)
+            finally:
+                joining.subtract(keys)
+        log.info("refused a request from %s: %s", client, refusal)
+        return False, refusal, "error"
+
+    queue.push = fair_push
+
+
+def taken_kinds(blocks: gr.Blocks) -> set[str]:
+    """What this app's inputs take: "image", "video", "checkpoint", or "any" (an input that takes any file)."""
+    inputs = {block._id: block for fn in blocks.fns.values() for block in fn.inputs}.values()
+    kinds = set()
+    for block in inputs:
+        if isinstance(block, gr.Video):
+            kinds.add("video")
+        elif isinstance(block, (gr.Image, gr.ImageEditor, gr.ImageSlider, gr.Gallery)):
+            kinds.add("image")
+        elif isinstance(block, gr.File):
+            types = {suffix.lower() for suffix in block.file_types or ()}
+            kinds.add("checkpoint" if types and types <= CHECKPOINT_SUFFIXES else "any")
+        elif isinstance(block, (gr.Audio, gr.Model3D, gr.UploadButton, gr.MultimodalTextbox)):
+            kinds.add("any")
+    return kinds
+
+
+def file_kind(path: str | Path) -> str | None:
+    """What a file is by its content (not its name): "image", "video", "checkpoint", or None."""
+    from PIL import Image
+
+    with open(path, "rb") as stream:
+        head = stream.read(512)
+    if head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"heic", b"heix", b"mif1") \
+            or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video"  # MP4/MOV/M4V, WebM/MKV, AVI
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80" or head[257:262] == b"ustar":
+        return "checkpoint"  # torch's zip format, a legacy pickle, a tar
+    try:
+        with Image.open(path):  # reads the header only
+            return "image"
+    except Exception:  # noqa: BLE001 (any failure: not an image PIL knows)
+        return None
+
+
+_KIND_NAMES = {"image": "images", "video": "videos (MP4, WebM, MOV, MKV, AVI)", "checkpoint": "checkpoints (.pth)"}
+
+
+class UploadGuard:
+    """ASGI middleware: every request body within a size limit, and uploads only of the kinds this app's inputs take.
+
+    Gradio checks each uploaded file's size but not how many files one request holds, nor any size for JSON bodies
+    (a webcam frame arrives inline as a data: URL); and /upload stores any kind of file. Bodies over the limit are
+    refused (413) by Content-Length, or cut off when they grow past it; stored uploads of another kind are deleted
+    and refused (415)."""
+
+    def __init__(self, app, kinds: set[str], max_file_bytes: int, files_per_upload: int = 4):
+        self.app, self.kinds = app, kinds
+        self.max_body = max_file_bytes
+        self.max_upload = max_file_bytes * files_per_upload
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        upload = scope["path"].rstrip("/").endswith("/upload")
+        limit = self.max_upload if upload else self.max_body
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if int(length or 0) > limit:
+            return await _reply(send, 413, f"Request too large: at most {limit // 1_000_000} MB.")
+        receive = _limited(receive, limit)
+        if not upload or "any" in self.kinds:
+            return await self.app(scope, receive, send)
+        held: list[dict] = []
+
+        async def hold(message):  # the answer is the stored paths: check them before the client sees it
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                await self._release(held, send)
+
+        await self.app(scope, receive, hold)
+
+    async def _release(self, held: list[dict], send) -> None:
+        start = held[0]
+        body = b"".join(message.get("body", b"") for message in held[1:])
+        try:
+            paths = json.loads(body) if start["status"] == 200 else []
+        except ValueError:
+            paths = []
+        wrong = [path for path in paths if isinstance(path, str) and file_kind(path) not in self.kinds]
+        if not wrong:
+            for message in held:
+                await send(message)
+            return
+        for path in paths:  # refuse the whole upload, and keep none of it on disk
+            Path(path).unlink(missing_ok=True)
+        taken = ", ".join(_KIND_NAMES[kind] for kind in sorted(self.kinds) if kind in _KIND_NAMES)
+        log.info("refused an upload of %s: not one of %s", ", ".join(Path(path).name for path in wrong), taken)
+        await _reply(send, 415, f"{Path(wrong[0]).name} is not a file this app takes ({taken}).")
+
+
+def _limited(receive, limit: int):
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:  # a body without Content-Length that grew too big: stop reading it
+            return {"type": "http.disconnect"}
+        return message
+
+    return counted
+
+
+async def _reply(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def upload_guard(blocks: gr.Blocks, max_file_bytes: int) -> Middleware:
+    """The UploadGuard for `blocks`, as the `middleware` entry of its FastAPI app (launch's `app_kwargs`)."""
+    return Middleware(UploadGuard, kinds=taken_kinds(blocks), max_file_bytes=max_file_bytes)
