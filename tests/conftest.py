@@ -41,6 +41,16 @@ def _isolated_weights(tmp_path_factory):
     torch.hub.set_dir(old_hub)
 
 
+@pytest.fixture(autouse=True)
+def _offline_again():
+    """Each test starts offline, whatever an in-process `app.main([...])` before it switched (it sets the switch from
+    its own flags)."""
+    from models import weights
+
+    weights.set_offline(True)
+    yield
+
+
 @pytest.fixture
 def shared() -> Path:
     if not SHARED.is_dir():
