@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoints.set_offline(args.offline)
     command = args.command or "serve"
-    if command in ("serve", "predict", "batch"):  # these run models; listing and downloading never import torch
+    if command in ("serve", "predict"):  # these run models here (batch sets its workers' devices itself)
         from models import runtime
 
         try:
@@ -33,7 +33,30 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             return _fail(str(error))
     return {"serve": serve, "predict": predict, "batch": run_batch, "models": list_models,
-            "download": download, "doctor": _doctor}[command](args)
+            "download": download, "doctor": _doctor, "gan-lesson": gan_lesson}[command](args)
+
+
+def gan_lesson(args) -> int:
+    """The L1-versus-GAN experiment headless: the final outputs, histograms and statistics as files."""
+    from models import gan_lesson as lesson, gan_lesson_views as views, images
+
+    try:
+        *_, report = lesson.run(args.variant, steps=args.steps, seed=args.seed, report_every=max(args.steps, 1),
+                                pixel_loss=args.pixel_loss)
+    except ValueError as error:
+        return _fail(str(error))
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"gan-lesson-{args.variant}-seed{args.seed}"
+    images.save_png(views.side_by_side(report), out / f"{stem}.outputs.png")
+    images.save_png(views.histograms(report), out / f"{stem}.histograms.png")
+    record = {"variant": args.variant, "steps": report.step, "seed": args.seed, "pixel_loss": report.pixel_loss_name,
+              "seconds": round(report.seconds, 2), "stats": lesson.final_stats(report)}
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2))
+    pixel, gan = record["stats"][report.pixel_loss_name], record["stats"]["GAN"]
+    print(f"{report.pixel_loss_name}: mean {pixel['mean']:.2f}, {pixel['near_modes']:.0%} near 0 or 1; "
+          f"GAN: mean {gan['mean']:.2f}, {gan['near_modes']:.0%} near 0 or 1 -> {out / (stem + '.json')}")
+    return 0
 
 
 def _doctor(args) -> int:
@@ -82,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     import batch
 
     batch.add_arguments(batch_parser)
+
+    lesson_parser = sub.add_parser("gan-lesson", help="the L1-versus-GAN experiment, headless")
+    common(lesson_parser, False)
+    lesson_parser.add_argument("-o", "--output", required=True, help="folder for the pictures and the JSON")
+    lesson_parser.add_argument("--variant", default="black-white", help="black-white or texture")
+    lesson_parser.add_argument("--pixel-loss", default="l2", help="l2 (MSE) or l1")
+    lesson_parser.add_argument("--steps", type=int, default=400)
+    lesson_parser.add_argument("--seed", type=int, default=0)
 
     models_parser = sub.add_parser("models", help="list checkpoints")
     common(models_parser, False)
@@ -134,10 +165,31 @@ def build_app(tabs: list[str] | None = None):
 
 
 def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, **extra):
+    """Serve `app` with the server-wide limits: queue places per client, upload sizes and kinds (demos/_limits.py).
+
+    A SIGTERM (a container or Space stopping) shuts down like Ctrl-C, so uploads and results are deleted then too."""
+    import logging
+    import signal
+    import threading
+
     import gradio as gr
 
-    return app.launch(server_name=host, server_port=port, share=share, ssr_mode=False, max_file_size="60mb",
-                      theme=gr.themes.Soft(), footer_links=["api", "gradio"], **extra)
+    from demos import _limits
+
+    log = logging.getLogger("cvpg")  # refused inputs and stopped jobs in one line each, bugs with their traceback
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    max_file_bytes = 60 * 1024 * 1024  # one upload: a large photo or a short video
+    _limits.limit_jobs_per_client(app)
+    app_kwargs = extra.pop("app_kwargs", None) or {}
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), *_limits.middleware(app, max_file_bytes)]
+    if not extra.get("prevent_thread_lock") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    return app.launch(server_name=host, server_port=port, share=share, ssr_mode=False, max_file_size=max_file_bytes,
+                      theme=gr.themes.Soft(), footer_links=["api", "gradio"], app_kwargs=app_kwargs, **extra)
 
 
 def serve(args) -> int:

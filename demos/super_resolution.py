@@ -6,7 +6,7 @@ import gradio as gr
 import assets
 from models import sr
 
-from . import _layout, _live, _ui, _widgets
+from . import _layout, _live, _ui, _widgets, gan_lesson
 
 ID = "super-resolution"
 TITLE = "Super-resolution"
@@ -70,3 +70,4 @@ def build() -> None:
              [slider, status, metrics, download, record], api_name="super_resolution")
     _live.wire_live(task, panel, live_view, model, options, "model", still_outputs=[slider, download, run],
                     max_side=LIVE_MAX_SIDE, mode="upscale")
+    gan_lesson.build_section(ID)
