@@ -1,9 +1,9 @@
-"""Server-wide limits that keep one client from crowding out the others: queue places per client, and the sizes and
-kinds of what may be uploaded.
+"""Server-wide limits that keep one client from crowding out the others: queue places per client, the sizes and
+kinds of what may be uploaded, and jobs abandoned by a client that hung up.
 
-`app.launch` installs both: `limit_jobs_per_client(blocks)` on Gradio's queue, `upload_guard(blocks, ...)` as ASGI
-middleware in front of every route. What a single job may compute is `models.budget`'s business, and stopping it is
-`models.cancel`'s.
+`app.launch` installs them: `limit_jobs_per_client(blocks)` on Gradio's queue, `middleware(blocks, ...)` (UploadGuard,
+HangUpWatch) in front of every route. What a single job may compute is `models.budget`'s business, and stopping it
+between steps is `models.cancel`'s.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -21,7 +22,7 @@ MAX_JOBS_PER_ADDRESS = int(os.environ.get("CVPG_MAX_JOBS_PER_ADDRESS", "24"))  #
 # Behind a proxy (Hugging Face Spaces) every request comes from the proxy: the client's address is the first of
 # X-Forwarded-For. Elsewhere that header is whatever the client wrote, so it is only trusted when asked to.
 TRUST_FORWARDED = os.environ.get("CVPG_TRUST_FORWARDED", "1" if os.environ.get("SPACE_ID") else "") not in ("", "0")
-CHECKPOINT_SUFFIXES = {".pth", ".pt", ".tar", ".model", ".bin"}
+CHECKPOINT_SUFFIXES = {".pth", ".pt", ".tar", ".model", ".bin", ".onnx"}
 log = logging.getLogger("cvpg")
 
 
@@ -99,16 +100,20 @@ def taken_kinds(blocks: gr.Blocks) -> set[str]:
 
 
 def file_kind(path: str | Path) -> str | None:
-    """What a file is by its content (not its name): "image", "video", "checkpoint", or None."""
+    """What a file is by its content (not its name): "image", "video", "checkpoint", "missing", or None."""
     from PIL import Image
 
-    with open(path, "rb") as stream:
-        head = stream.read(512)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(512)
+    except OSError:  # not written yet (Gradio copies across file systems after answering): nothing to judge
+        return "missing"
     if head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"heic", b"heix", b"mif1") \
             or head[:4] == b"\x1a\x45\xdf\xa3" or head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"  # MP4/MOV/M4V, WebM/MKV, AVI
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80" or head[257:262] == b"ustar":
-        return "checkpoint"  # torch's zip format, a legacy pickle, a tar
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80" or head[257:262] == b"ustar" \
+            or head[:1] == b"\x08" and 0 < head[1] < 16 and head[2:3] == b"\x12":
+        return "checkpoint"  # torch's zip format, a legacy pickle, a tar, ONNX (protobuf: ir_version, producer)
     try:
         with Image.open(path):  # reads the header only
             return "image"
@@ -159,7 +164,7 @@ class UploadGuard:
             paths = json.loads(body) if start["status"] == 200 else []
         except ValueError:
             paths = []
-        wrong = [path for path in paths if isinstance(path, str) and file_kind(path) not in self.kinds]
+        wrong = [path for path in paths if isinstance(path, str) and file_kind(path) not in self.kinds | {"missing"}]
         if not wrong:
             for message in held:
                 await send(message)
@@ -169,6 +174,58 @@ class UploadGuard:
         taken = ", ".join(_KIND_NAMES[kind] for kind in sorted(self.kinds) if kind in _KIND_NAMES)
         log.info("refused an upload of %s: not one of %s", ", ".join(Path(path).name for path in wrong), taken)
         await _reply(send, 415, f"{Path(wrong[0]).name} is not a file this app takes ({taken}).")
+
+
+class HangUpWatch:
+    """ASGI middleware: a client that hangs up its result stream abandons its jobs.
+
+    Gradio marks a session's events abandoned only when the hang-up reaches its stream loop as a cancellation while
+    it waits for a message; when it lands while a message is being sent, the stream just ends, the events stay
+    alive and their jobs run on (issue 17: two abandoned super-resolution runs went on for minutes). Here, a result
+    stream that ends with the client gone calls the queue's own `clean_events` for its session (or event): waiting
+    events are dropped, running ones marked not alive, which `demos._ui.job_token` turns into a stop at the next
+    step of the model's loop."""
+
+    def __init__(self, app, blocks: gr.Blocks):
+        self.app, self.blocks = app, blocks
+
+    async def __call__(self, scope, receive, send):
+        target = _stream_of(scope) if scope["type"] == "http" and scope["method"] == "GET" else None
+        if target is None:
+            return await self.app(scope, receive, send)
+        gone = False
+
+        async def watched_receive():
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
+        async def watched_send(message):
+            nonlocal gone
+            try:
+                await send(message)
+            except OSError:  # servers that report a closed connection when sending to it
+                gone = True
+                raise
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        finally:
+            if gone:
+                await self.blocks._queue.clean_events(**target)
+
+
+def _stream_of(scope) -> dict | None:
+    """Whose results a GET streams: {"session_hash": ...} for /queue/data, {"event_id": ...} for /call/<api>/<id>."""
+    path = scope["path"].rstrip("/")
+    if path.endswith("/queue/data"):
+        session = parse_qs(scope.get("query_string", b"").decode()).get("session_hash", [""])[0]
+        return {"session_hash": session} if session else None
+    parts = path.split("/")
+    if "call" in parts and len(parts) - parts.index("call") >= 3:
+        return {"event_id": parts[-1]}
+    return None
 
 
 def _limited(receive, limit: int):
@@ -192,6 +249,7 @@ async def _reply(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def upload_guard(blocks: gr.Blocks, max_file_bytes: int) -> Middleware:
-    """The UploadGuard for `blocks`, as the `middleware` entry of its FastAPI app (launch's `app_kwargs`)."""
-    return Middleware(UploadGuard, kinds=taken_kinds(blocks), max_file_bytes=max_file_bytes)
+def middleware(blocks: gr.Blocks, max_file_bytes: int) -> list[Middleware]:
+    """The ASGI middleware for `blocks`' FastAPI app (launch's `app_kwargs["middleware"]`)."""
+    return [Middleware(UploadGuard, kinds=taken_kinds(blocks), max_file_bytes=max_file_bytes),
+            Middleware(HangUpWatch, blocks=blocks)]

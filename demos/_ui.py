@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Callable
 
 import gradio as gr
 
-from models import images, weights
+from models import budget, cancel, images, weights
 from models.tasks import OptionError, Task
 
 LIVE_MAX_SIDE = 640  # webcam frames are scaled to at most this before the tab's own limit
@@ -112,40 +113,85 @@ def for_people(message: str) -> str:
 def friendly_errors(handler: Callable) -> Callable:
     """Turn any failure into a gr.Error a person understands; the server keeps serving everyone else.
 
+    The handler runs as a cancellable job (`job_token`): the model loops stop between steps once nobody waits for the
+    result (the client left or pressed Stop) or the run overruns its time budget.
     Gradio injects gr.Progress / gr.Request only into parameters before a `*values` catch-all, so handlers that take
     `*values` list those first: `def handler(progress=gr.Progress(), image=None, *values)`.
     """
 
     def translate(error: Exception) -> gr.Error:
-        if isinstance(error, USER_ERRORS):
-            message = for_people(str(error))
-            log.info("%s refused the input: %s", handler.__name__, message)  # one line: not a bug
-            return gr.Error(message)
-        log.error("handler %s failed:\n%s", handler.__name__, traceback.format_exc())  # a bug: log it whole
-        return gr.Error(f"Something went wrong inside the model ({type(error).__name__}: {for_people(str(error))}).")
+        name = handler.__name__
+        if isinstance(error, cancel.Cancelled):
+            log.info("%s stopped: %s", name, error)  # one line: on purpose, not a bug
+            failure = gr.Error(for_people(str(error)), print_exception=False)
+        elif isinstance(error, USER_ERRORS):
+            log.info("%s refused the input: %s", name, error)  # one line, paths kept for whoever runs the server
+            failure = gr.Error(for_people(str(error)), print_exception=False)
+        else:
+            log.error("handler %s failed:\n%s", name, traceback.format_exc())  # a bug: log it whole
+            failure = gr.Error(f"Something went wrong inside the model ({type(error).__name__}: "
+                               f"{for_people(str(error))}).", print_exception=False)
+        traceback.clear_frames(error.__traceback__)  # the run's tensors live on in its frames: let them go now
+        return failure
 
     if inspect.isgeneratorfunction(handler):  # streaming handlers stay generators, so Gradio streams them
         @functools.wraps(handler)
         def streaming(*args, **kwargs):
+            token = job_token()
+            steps = handler(*args, **kwargs)
             try:
-                yield from handler(*args, **kwargs)
+                while True:
+                    with cancel.job(token):  # each step may run in another worker thread: enter the job each time
+                        try:
+                            item = next(steps)
+                        except StopIteration:
+                            return
+                    yield item
             except gr.Error:
                 raise
             except Exception as error:
-                raise translate(error) from None
+                failure = translate(error)
+            finally:
+                steps.close()  # Gradio closed us (Stop, client gone): close the handler's loop too
+            cancel.release_memory()  # outside the except: the failed run's buffers are free by now
+            raise failure from None
 
         return streaming
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
         try:
-            return handler(*args, **kwargs)
+            with cancel.job(job_token()):
+                return handler(*args, **kwargs)
         except gr.Error:
             raise
         except Exception as error:
-            raise translate(error) from None
+            failure = translate(error)
+        cancel.release_memory()  # outside the except: the failed run's buffers are free by now
+        raise failure from None
 
     return wrapper
+
+
+def job_token() -> cancel.Token:
+    """A cancellation token for the queue event this thread runs, limited to `budget.MAX_RUN_S` of computing.
+
+    Gradio cannot stop a running (non-generator) function. But it drops the event from `event_ids_to_events` when it
+    is cancelled (a Stop's `cancels`, the /cancel route) and marks it not `alive` when its client's stream closes
+    (`Queue.clean_events`): the token polls both, so the model loops stop at their next step.
+    """
+    from gradio.context import LocalContext
+
+    event_id, blocks = LocalContext.event_id.get(None), LocalContext.blocks.get(None)
+    events = getattr(getattr(blocks, "_queue", None), "event_ids_to_events", None)
+    if not event_id or events is None:  # not run by the queue (a direct call): only the time limit applies
+        return cancel.Token(budget.MAX_RUN_S)
+
+    def abandoned() -> bool:
+        event = events.get(event_id)
+        return event is None or not event.alive
+
+    return cancel.Token(budget.MAX_RUN_S, abandoned)
 
 
 def load_input(source, max_side: int, mirror_back: bool = False) -> images.LoadedImage:
@@ -156,10 +202,22 @@ def load_input(source, max_side: int, mirror_back: bool = False) -> images.Loade
 
 def run_task(task: Task, image, model: str, options: dict, checkpoint=None, progress=None,
              max_side: int | None = None, **overrides):
-    """Decode the input, check model and options against the task's declarations, run it: (loaded, TaskOutput)."""
+    """Decode the input, check model and options against the task's declarations, run it: (loaded, TaskOutput).
+
+    An input that would compute for longer than the work budget allows on this device is scaled down first, and the
+    result's notes say so (`models.budget`)."""
     loaded = load_input(image, max_side or task.max_side)
     values = {**task.defaults(), **task.check_options(**options), **overrides}
-    out = task.run(loaded, model=task.check_model(model), checkpoint=checkpoint,
+    model = task.check_model(model)
+    fitted = budget.fit(task.id, model, loaded.size, values)
+    if fitted is not None and fitted.max_side is not None:
+        width, height = loaded.original_size
+        loaded = load_input(image, fitted.max_side)
+        loaded.notes = [note for note in loaded.notes if not note.startswith("scaled down")]
+        loaded.notes.append(f"scaled down from {width}x{height} to {loaded.size[0]}x{loaded.size[1]}: "
+                            + budget.reason(fitted, model))
+    values.update(fitted.options if fitted is not None else {})  # smaller steps, so a Stop takes effect soon
+    out = task.run(loaded, model=model, checkpoint=checkpoint,
                    progress=progress_callback(progress) if progress is not None else None, **values)
     return loaded, out
 
@@ -183,12 +241,31 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
 
 def save_png(array: "np.ndarray", stem: str) -> str:
     """Write a full-size result for the download button (PNG: lossless)."""
-    sweep_outputs()
+    _sweep_from_now_on()
     _OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=_OUTPUT_DIR, prefix=f"{stem}-", suffix=".png", delete=False)
     handle.close()
     images.save_png(array, handle.name)
     return handle.name
+
+
+_sweeper_guard = threading.Lock()
+_sweeper: list[threading.Thread] = []
+
+
+def _sweep_from_now_on() -> None:
+    """Sweep now, and every quarter of KEEP_OUTPUTS_S from the first result on, writes or not: files left by the last
+    requests of a busy hour must not wait for the next request."""
+    sweep_outputs()
+    with _sweeper_guard:
+        if not _sweeper:
+            def sweep_regularly():
+                while True:
+                    time.sleep(max(5.0, KEEP_OUTPUTS_S / 4))
+                    sweep_outputs()
+
+            _sweeper.append(threading.Thread(target=sweep_regularly, name="cvpg-sweep-outputs", daemon=True))
+            _sweeper[0].start()
 
 
 def sweep_outputs(max_age_s: float | None = None) -> int:
@@ -236,7 +313,7 @@ def video_section(tab_id: str, what: str) -> VideoSection:
 
 def video_target(stem: str) -> str:
     """A fresh path for a processed video (WebM)."""
-    sweep_outputs()
+    _sweep_from_now_on()
     folder = _OUTPUT_DIR / "videos"
     folder.mkdir(parents=True, exist_ok=True)
     return tempfile.NamedTemporaryFile(dir=folder, prefix=f"{stem}-", suffix=".webm", delete=False).name
@@ -245,47 +322,3 @@ def video_target(stem: str) -> str:
 def video_summary(record: dict, detail: str = "") -> str:
     return (f"**{record['frames']} frames at {record['fps']:.1f} fps, {record['size'][0]}x{record['size'][1]}**"
             f"{detail}, on {record['device']}. Audio dropped.")
-
-
-class LiveMeter:
-    """Frames per second over the last frames of one viewer's stream (kept in gr.State)."""
-
-    def __init__(self):
-        self.stamps: list[float] = []
-
-    def tick(self) -> float:
-        now = time.perf_counter()
-        self.stamps = [stamp for stamp in self.stamps if now - stamp < 3.0] + [now]
-        if len(self.stamps) < 2:
-            return 0.0
-        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
-
-
-def wire_live(panel: InputPanel, view: LiveView, frame_handler: Callable, controls: list,
-              still_outputs: list) -> None:
-    """Stream webcam frames through `frame_handler(frame, mirror, *controls) -> (image, summary)`.
-
-    While Live is on, the still-image input and `still_outputs` make room for the camera and the live result.
-    """
-    meter = gr.State(LiveMeter)
-
-    def toggle(on):
-        return [gr.update(visible=not on), gr.update(visible=on), gr.update(visible=on), gr.update(visible=on)] + [
-            gr.update(visible=not on) for _ in still_outputs]
-
-    panel.live.change(toggle, panel.live, [panel.image, panel.camera, view.output, view.status, *still_outputs],
-                      queue=False, api_visibility="private")
-
-    @friendly_errors
-    def on_frame(frame, mirror, state, *values):
-        if frame is None:
-            return gr.skip(), gr.skip(), state
-        image, summary = frame_handler(frame, mirror, *values)
-        fps = state.tick()
-        return image, f"**{summary}** · {fps:.1f} frames/s" if fps else f"**{summary}**", state
-
-    panel.camera.stream(
-        on_frame, [panel.camera, panel.mirror, meter, *controls], [view.output, view.status, meter],
-        stream_every=LIVE_STREAM_EVERY, time_limit=LIVE_TIME_LIMIT, concurrency_limit=MODEL_CONCURRENCY_LIMIT,
-        concurrency_id=MODEL_CONCURRENCY_ID, show_progress="hidden", api_visibility="private",
-    )

@@ -7,6 +7,7 @@ matches takes the final name.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -17,6 +18,12 @@ from pathlib import Path
 from .checkpoints import Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback, WeightsError, placement_hint
 
 CHUNK = 1 << 20
+_UNWRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+               errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}
+
+
+class CacheFolderError(WeightsError):
+    """The checkpoint folder cannot be written (read-only, no permission, disk full); the message says what to do."""
 
 
 def partial_path(folder: Path, checkpoint: Checkpoint) -> Path:
@@ -24,7 +31,24 @@ def partial_path(folder: Path, checkpoint: Checkpoint) -> Path:
 
 
 def download(checkpoint: Checkpoint, folder: Path, progress: ProgressCallback | None = None) -> tuple[Path, str]:
-    """Fetch `checkpoint.url` into `folder`; return the final path and its SHA-256 (checked when one is published)."""
+    """Fetch `checkpoint.url` into `folder`; return the final path and its SHA-256 (checked when one is published).
+
+    A folder that cannot be written raises CacheFolderError, which names it and says what to do."""
+    try:
+        return _download(checkpoint, folder, progress)
+    except OSError as error:  # network failures are WeightsErrors already: this is the folder
+        if error.errno not in _UNWRITABLE:
+            raise
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):  # give the space back; the download starts over next time
+            partial_path(folder, checkpoint).unlink(missing_ok=True)
+        raise CacheFolderError(
+            f"Cannot save {checkpoint.filename} ({checkpoint.size_text}) in the checkpoint folder {folder}: "
+            f"{_UNWRITABLE[error.errno]}. Make that folder writable or free some space, or point TORCH_HOME (the "
+            f"cache) or CVPG_HOME (a folder of your own) at a writable one; or download it on another machine "
+            f"(`python app.py download {checkpoint.name}`) and copy the file into one of them.") from None
+
+
+def _download(checkpoint: Checkpoint, folder: Path, progress: ProgressCallback | None) -> tuple[Path, str]:
     folder.mkdir(parents=True, exist_ok=True)
     final, partial = folder / checkpoint.filename, partial_path(folder, checkpoint)
     digest, have = hashlib.sha256(), 0

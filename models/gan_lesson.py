@@ -12,6 +12,7 @@ report into numbers. Everything is seeded and runs on the CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -150,21 +151,33 @@ def run(variant: str = "black-white", steps: int = DEFAULT_STEPS, seed: int = 0,
     critic_opt = torch.optim.Adam(critic.parameters(), lr=_LR, betas=(0.5, 0.999), foreach=True)
     distance = F.l1_loss if pixel_loss == "l1" else F.mse_loss
     history: list[tuple[int, float, float, float]] = []
-    losses = (float("nan"),) * 3
-    for step in range(steps + 1):
-        if step == steps or step % max(report_every, 1) == 0:
+    losses, step, batch = (float("nan"),) * 3, 0, _BATCH[variant]
+    for report_step in sorted({*range(0, steps, max(report_every, 1)), steps}):
+        with _one_thread():
+            while step < report_step:
+                for optimizer in (pixel_opt, gan_opt, critic_opt):
+                    for group in optimizer.param_groups:
+                        group["lr"] = _LR * min(1.0, 2.0 * (1.0 - step / steps))
+                with torch.inference_mode(False), torch.enable_grad():
+                    losses = _train_step(sample(variant, batch, rng), torch.randn(2, batch, _NOISE, generator=rng),
+                                         pixel_net, gan_net, critic, pixel_opt, gan_opt, critic_opt, distance)
+                step += 1
             history.append((step, *losses))
-            yield _report(variant, step, steps, pixel_loss, losses, pixel_net, gan_net, evaluation, eval_noise,
-                          list(history), time.perf_counter() - started)
-        if step == steps:
-            return
-        for optimizer in (pixel_opt, gan_opt, critic_opt):
-            for group in optimizer.param_groups:
-                group["lr"] = _LR * min(1.0, 2.0 * (1.0 - step / steps))
-        batch = _BATCH[variant]
-        with torch.inference_mode(False), torch.enable_grad():  # never held across a yield
-            losses = _train_step(sample(variant, batch, rng), torch.randn(2, batch, _NOISE, generator=rng),
-                                 pixel_net, gan_net, critic, pixel_opt, gan_opt, critic_opt, distance)
+            report = _report(variant, step, steps, pixel_loss, losses, pixel_net, gan_net, evaluation, eval_noise,
+                             list(history), time.perf_counter() - started)
+        yield report  # outside every context above: the caller's settings stand between reports
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """These matrices are tiny: one thread is fastest, and several spin-wait on a busy machine (15 times slower with
+    two threads on two shared cores). Set for each stretch of work, restored before every report."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _train_step(batch: Samples, noise, pixel_net, gan_net, critic, pixel_opt, gan_opt, critic_opt, distance):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import VGG19_Weights
 
-from . import runtime, weights
+from . import cancel, runtime, weights
 from .images import check_rgb, fit_within
 from .style_colors import match_colors
 from .style_tensors import check_min_side, first_parameter, to_tensor, to_uint8
@@ -219,6 +219,7 @@ def gatys_steps(content: np.ndarray, style: np.ndarray, vgg: VGGFeatures | None 
     history: list[tuple[int, float, float, float]] = []
     best: dict = {"loss": float("inf"), "image": x.detach().clone(), "step": 0}
     for step in range(steps + 1):
+        cancel.check(step, steps, "step")
         stopping = step == steps or (should_stop is not None and should_stop())
         if stopping:  # the final (or stopped-at) image: its loss, without a step
             with _autograd(False):

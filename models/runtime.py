@@ -125,6 +125,12 @@ def cached_model(family: str, name: str, dev: torch.device | None, checkpoint_fi
     return MODELS.get(model_key(family, name, dev, checkpoint_file, *extra), loader)
 
 
+def use_threads(count: int) -> None:
+    """torch's intra-op threads for the calling thread, set only when they differ (setting them is not free)."""
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+
+
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A tensor as a float32 numpy array on the CPU (fp16 CUDA outputs included)."""
     return tensor.detach().float().cpu().numpy()

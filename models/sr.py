@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import runtime, weights
+from . import cancel, runtime, weights
 from .sr_arch import RRDBNet, SRGANGenerator, SRVGGNetCompact
 
 TASK_ID = "super-resolution"
@@ -204,6 +204,7 @@ def predict(net: torch.nn.Module | None, rgb: np.ndarray, scale: int, tile: int 
     """
     if net is None:
         return SRResult(bicubic(rgb, scale), scale, 0, 0)
+    cancel.watch(net)  # a server job stops between layers too, not only between tiles
     device = next(net.parameters()).device
     dtype = next(net.parameters()).dtype
     x = torch.tensor(rgb).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=dtype).div_(255.0)
@@ -235,6 +236,7 @@ def _tiled_forward(net, x: torch.Tensor, scale: int, tile: int, progress) -> tup
     out = x.new_zeros(x.shape[0], 3, h * scale, w * scale)
     boxes = [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
     for index, (top, left) in enumerate(boxes):
+        cancel.check(index, len(boxes), "tile")
         bottom, right = min(top + tile, h), min(left + tile, w)
         # Each tile sees _TILE_PAD pixels of its neighbours, so its border is computed with real context.
         ptop, pleft = max(top - _TILE_PAD, 0), max(left - _TILE_PAD, 0)

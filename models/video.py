@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
+
+from . import cancel
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
 MAX_SECONDS = 120  # longer clips are refused: a CPU takes minutes, and the output would fill the disk
@@ -38,6 +40,21 @@ def probe(source: str | Path) -> VideoInfo:
         capture.release()
 
 
+def read_frames(source: str | Path) -> Iterator[np.ndarray]:
+    """Every RGB frame of `source`, after the same checks as `map_frames` (a clip over the limits is refused before
+    the first frame): for a first pass that only looks, such as a detector run before a video is written."""
+    capture = cv2.VideoCapture(str(source))
+    try:
+        _probe(capture, Path(source).name)
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
 def map_frames(source: str | Path, target: str | Path, transform: Callable[[np.ndarray], np.ndarray],
                progress: Callable[[float, str], None] | None = None) -> tuple[VideoInfo, list]:
     """Write transform(frame) for every RGB frame of `source` to `target` (.webm); returns the info and what each
@@ -51,6 +68,7 @@ def map_frames(source: str | Path, target: str | Path, transform: Callable[[np.n
             raise VideoError("This machine's OpenCV cannot write WebM video.")
         try:
             while True:
+                cancel.check(len(extras), info.frames, "frame")
                 ok, bgr = capture.read()
                 if not ok:
                     break

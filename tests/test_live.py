@@ -1,0 +1,177 @@
+"""Live in a real browser: each tab's stream delivers numbered frames, stopping it stops the frames, and a denied or
+lost camera gives a message instead of a frozen result.
+
+Headless Chromium's fake camera stands in for a webcam. No timing is asserted (the machine may be busy): each check
+waits for frames to arrive or, after a stop, for the counts to stay still. benchmarks/live.py measures the speed.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SHARED
+from models.tasks import module_name
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+TIMEOUT_MS = 120_000  # a first frame includes loading the model on two busy cores
+FRAMES = 3  # numbered results that must come back before a stream counts as delivering
+QUIET_S = 3.0  # after a stop, the counts must stay still this long
+# (tab, model): real weights from ../shared/weights, except bicubic (none) and CycleGAN (random, official file name)
+STREAMS = [("face-deid", "retinaface-mnet"), ("keypoint-detectors", "centerface"), ("super-resolution", "bicubic-x4"),
+           ("super-resolution", "srgan-x2"), ("cyclegan", "horse2zebra")]
+NO_SHARED_WEIGHTS_NEEDED = ("bicubic-x4", "horse2zebra")
+DENIED_CAMERA_JS = """
+if (navigator.mediaDevices) navigator.mediaDevices.getUserMedia = () =>
+  Promise.reject(new DOMException("Permission denied", "NotAllowedError"));
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def weights_home(tmp_path, monkeypatch) -> Path:
+    """../shared/weights plus a random CycleGAN generator under its official name (the app runs in this process)."""
+    from models import cyclegan
+
+    if (SHARED / "weights").is_dir():
+        for item in (SHARED / "weights").iterdir():
+            (tmp_path / item.name).symlink_to(item)
+    torch.manual_seed(0)
+    torch.save(cyclegan.build().state_dict(), tmp_path / "cyclegan_horse2zebra.pth")
+    monkeypatch.setenv("CVPG_HOME", str(tmp_path))
+    return tmp_path
+
+
+def new_page(browser, served_app, init_script: str | None = None):
+    context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    page.goto(served_app)
+    expect(page.locator("#device-line")).to_be_visible()
+    return page
+
+
+def open_tab(page, tab: str, model: str | None = None) -> None:
+    """Select the tab and, if given, the model (a radio or a dropdown, found by the label the app gives it)."""
+    page.get_by_role("tab", name=importlib.import_module(f"demos.{module_name(tab)}").TITLE, exact=True).click()
+    expect(page.locator(f"#{tab}-live")).to_be_visible()
+    if model is None:
+        return
+    label = page.evaluate("""([id, model]) => window.gradio_config.components
+        .find((component) => component.props.elem_id === id).props.choices
+        .find(([label, value]) => value === model)[0]""", [f"{tab}-model", model])
+    widget = page.locator(f"#{tab}-model")
+    if widget.get_by_role("radio").count():
+        widget.get_by_role("radio", name=label, exact=True).check()
+    else:
+        widget.locator("input[role=combobox]").click()
+        page.get_by_role("option", name=label, exact=True).click()
+
+
+def start_live(page, tab: str):
+    """Tick Live, open the fake camera and press Record; returns the Record/Stop button."""
+    page.locator(f"#{tab}-live input[type=checkbox]").check()
+    camera = page.locator(f"#{tab}-camera")
+    camera.locator("button", has_text="Webcam").click()
+    record = camera.get_by_role("button", name="capture photo")
+    record.click()
+    expect(record).to_contain_text("Stop")
+    return record
+
+
+def frames(page, tab: str) -> dict:
+    """Frames the page sent and numbered results it showed for this tab's output."""
+    return page.evaluate("""(output) => ({sent: window.cvpgLive ? window.cvpgLive.seq : 0,
+        shown: window.cvpgLive ? window.cvpgLive.log.filter((entry) => entry.output === output).length : 0})""",
+                         f"{tab}-live-output")
+
+
+def wait_for_frames(page, tab: str, count: int = FRAMES) -> None:
+    page.wait_for_function("""([output, count]) => window.cvpgLive &&
+        window.cvpgLive.log.filter((entry) => entry.output === output).length >= count""",
+                           arg=[f"{tab}-live-output", count], timeout=TIMEOUT_MS)
+
+
+def wait_until_still(page, tab: str) -> dict:
+    """The counts once they have stayed the same for QUIET_S (frames in flight at the stop may still land)."""
+    last, since = frames(page, tab), time.monotonic()
+    deadline = since + TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = frames(page, tab)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= QUIET_S:
+            return now
+    pytest.fail(f"the {tab} stream kept going after it was stopped: {last}")
+
+
+@pytest.mark.parametrize("tab, model", STREAMS, ids=[f"{tab}-{model}" for tab, model in STREAMS])
+def test_live_delivers_frames_and_stop_stops_them(browser, served_app, weights_home, tab, model):
+    if not (SHARED / "weights").is_dir() and model not in NO_SHARED_WEIGHTS_NEEDED:
+        pytest.skip("../shared/weights is absent: the real checkpoints are not here")
+    page = new_page(browser, served_app)
+    open_tab(page, tab, model)
+    record = start_live(page, tab)
+    wait_for_frames(page, tab)
+    meter = page.locator(f"#{tab}-live-output .cvpg-live-meter")
+    expect(meter).to_contain_text("frames/s")
+    expect(meter).to_contain_text("lag")
+    expect(page.locator(f"#{tab}-live-status")).to_contain_text(model if tab != "cyclegan" else "horse2zebra")
+    record.click()  # Stop
+    expect(record).to_contain_text("Record")
+    stopped = wait_until_still(page, tab)
+    assert stopped["shown"] >= FRAMES
+    page.context.close()
+
+
+def test_unticking_live_stops_the_stream(browser, served_app):
+    page = new_page(browser, served_app)
+    open_tab(page, "super-resolution", "bicubic-x4")
+    start_live(page, "super-resolution")
+    wait_for_frames(page, "super-resolution")
+    page.locator("#super-resolution-live input[type=checkbox]").uncheck()
+    expect(page.locator("#super-resolution-camera")).to_be_hidden()
+    wait_until_still(page, "super-resolution")
+    page.context.close()
+
+
+def test_denied_camera_says_so_on_the_result(browser, served_app):
+    page = new_page(browser, served_app, DENIED_CAMERA_JS)
+    open_tab(page, "super-resolution")
+    page.locator("#super-resolution-live input[type=checkbox]").check()
+    page.locator("#super-resolution-camera").locator("button", has_text="Webcam").click()
+    expect(page.locator("#super-resolution-live-output .cvpg-live-message")).to_contain_text("denied")
+    page.context.close()
+
+
+def test_lost_camera_replaces_the_frozen_result_with_a_message(browser, served_app):
+    page = new_page(browser, served_app)
+    open_tab(page, "super-resolution", "bicubic-x4")
+    start_live(page, "super-resolution")
+    wait_for_frames(page, "super-resolution")
+    page.evaluate("""() => document.querySelector('#super-resolution-camera video').srcObject.getVideoTracks()
+        .forEach((track) => track.dispatchEvent(new Event('ended')))""")  # what an unplugged camera fires
+    expect(page.locator("#super-resolution-live-output .cvpg-live-message")).to_contain_text("camera stopped")
+    wait_until_still(page, "super-resolution")  # nothing more is sent from a dead camera
+    page.context.close()
