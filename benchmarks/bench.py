@@ -150,6 +150,7 @@ def main() -> int:
     from models import tasks
 
     parser.add_argument("--only", nargs="*", choices=list(tasks.TABS), help="tabs to measure (default: all)")
+    parser.add_argument("--models", nargs="*", help="only these models (default: every model of the chosen tabs)")
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--one", nargs=2, metavar=("TASK", "MODEL"), help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
@@ -162,7 +163,7 @@ def main() -> int:
         return 0
     rows = []
     for task in args.only or list(tasks.TABS):
-        for model_name in tab_models(task):
+        for model_name in [m for m in tab_models(task) if not args.models or m in args.models]:
             command = [sys.executable, __file__, "--one", task, model_name, "--repeats", str(args.repeats),
                        "--device", args.device]
             done = subprocess.run(command, capture_output=True, text=True, env={**os.environ})

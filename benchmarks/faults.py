@@ -154,8 +154,8 @@ class Api:
         config = httpx.get(f"{url}/config", timeout=30).json()
         self.fn_index = {dep["api_name"]: dep["id"] for dep in config["dependencies"] if dep.get("api_name")}
         info = httpx.get(f"{url}/gradio_api/info", timeout=30).json()["named_endpoints"]
-        self.parameters = {name.lstrip("/"): [(p["parameter_name"], p.get("parameter_default")) for p in e["parameters"]]
-                           for name, e in info.items()}
+        self.parameters = {name.lstrip("/"): [(p["parameter_name"], p.get("parameter_default"))
+                                              for p in endpoint["parameters"]] for name, endpoint in info.items()}
 
     def payload(self, api: str, session: str, **values) -> dict:
         if unknown := set(values) - {name for name, _ in self.parameters[api]}:
@@ -180,7 +180,8 @@ def join(http: httpx.Client, api: Api, name: str, session: str, **values) -> tup
     """Queue one event: (True, event id) or (False, the server's refusal)."""
     answer = http.post(f"{api.url}/gradio_api/queue/join", json=api.payload(name, session, **values))
     if answer.status_code != 200:
-        return False, answer.json().get("detail", "") if "json" in answer.headers.get("content-type", "") else answer.text
+        json_answer = "json" in answer.headers.get("content-type", "")
+        return False, answer.json().get("detail", "") if json_answer else answer.text
     return True, answer.json()["event_id"]
 
 

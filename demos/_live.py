@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import gradio as gr
+
+import gpu
 import numpy as np
 from gradio.data_classes import Base64ImageData
 from PIL import Image
@@ -167,7 +169,7 @@ def wire_live(task: Task, panel: _ui.InputPanel, view: _ui.LiveView, model: gr.c
         loaded = _ui.load_input(frame, max_side, mirror_back=not mirror)
         with _ONE_AT_A_TIME:
             _use_live_threads()
-            out = task.run(loaded, model=name, **settings)
+            out = gpu.on_gpu(task.id, task.run, "live")(loaded, model=name, **settings)
         fps = state.tick()
         server_ms = (time.perf_counter() - started) * 1000
         image = jpeg_data_url(pick(out), stamp and b"%s %.0f" % (stamp, server_ms))

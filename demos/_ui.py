@@ -22,6 +22,7 @@ from typing import Callable
 
 import gradio as gr
 
+import gpu
 from models import budget, cancel, images, weights
 from models.tasks import OptionError, Task
 
@@ -217,8 +218,9 @@ def run_task(task: Task, image, model: str, options: dict, checkpoint=None, prog
         loaded.notes.append(f"scaled down from {width}x{height} to {loaded.size[0]}x{loaded.size[1]}: "
                             + budget.reason(fitted, model))
     values.update(fitted.options if fitted is not None else {})  # smaller steps, so a Stop takes effect soon
-    out = task.run(loaded, model=model, checkpoint=checkpoint,
-                   progress=progress_callback(progress) if progress is not None else None, **values)
+    out = gpu.on_gpu(task.id, task.run)(loaded, model=model, checkpoint=checkpoint,  # ZeroGPU: under spaces.GPU
+                                        progress=progress_callback(progress) if progress is not None else None,
+                                        **values)
     return loaded, out
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+import gpu
+
 import assets
 from models.cyclegan import REVERSE
 
@@ -66,7 +68,7 @@ def build() -> None:
         result is a WebM without audio."""
         if not video:
             raise gr.Error("Upload a video first.")
-        record = task.run_video(video, _ui.video_target(model), model=task.check_model(model), checkpoint=checkpoint,
+        record = gpu.on_gpu(task.id, task.run_video, "video")(video, _ui.video_target(model), model=task.check_model(model), checkpoint=checkpoint,
                                 progress=_ui.progress_callback(progress), **task.check_options(**values))
         return record["output"], _ui.video_summary(record), record
 

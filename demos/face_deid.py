@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+import gpu
+
 import assets
 from models.tasks import get_task
 
@@ -87,7 +89,7 @@ def build() -> None:
         if not video:
             raise gr.Error("Upload a video first.")
         settings = {**task.defaults(), **task.check_options(**values)}
-        out = task.run_video(video, _ui.video_target("anonymised"), model=task.check_model(model),
+        out = gpu.on_gpu(task.id, task.run_video, "video")(video, _ui.video_target("anonymised"), model=task.check_model(model),
                              progress=_ui.progress_callback(progress), **settings)
         faces = f"{out['max_faces']} face{'s' if out['max_faces'] != 1 else ''}"
         held = sum(out["held_per_frame"])

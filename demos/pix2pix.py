@@ -10,6 +10,8 @@ from dataclasses import replace
 
 import gradio as gr
 
+import gpu
+
 import assets
 from models.pix2pix import FACADE_PALETTE, sketch_to_edges, snap_to_palette
 from models.tasks import get_task
@@ -111,7 +113,7 @@ def build() -> None:
         a photo; the result is a WebM without audio."""
         if not video:
             raise gr.Error("Upload a video first.")
-        record = task.run_video(video, _ui.video_target(model), model=task.check_model(model),
+        record = gpu.on_gpu(task.id, task.run_video, "video")(video, _ui.video_target(model), model=task.check_model(model),
                                 progress=_ui.progress_callback(progress), **task.check_options(**values))
         return record["output"], _ui.video_summary(record), record
 

@@ -5,6 +5,8 @@ import dataclasses
 import threading
 
 import gradio as gr
+
+import gpu
 import pandas as pd
 
 import assets
@@ -107,7 +109,7 @@ def build() -> None:
         # (it takes no checkpoint: one left in the upload box is not used)
         loaded = _ui.load_input(image, task.max_side)
         settings = {**task.defaults(), **task.check_options(**values), "style": _style_input(style_image)}
-        for out in task.stream(loaded, model=model, progress=_ui.progress_callback(progress),
+        for out in gpu.on_gpu(task.id, task.stream, "stream")(loaded, model=model, progress=_ui.progress_callback(progress),
                                should_stop=flag.is_set, **settings):
             report = out.record["gatys"]
             yield ((out.images["content"], out.images["stylized"]), _gatys_line(out.record["style"], report),

@@ -18,8 +18,9 @@ from pathlib import Path
 from .checkpoints import Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback, WeightsError, placement_hint
 
 CHUNK = 1 << 20
-_UNWRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
-               errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}
+_UNWRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EROFS: "read-only file system", errno.ENOSPC: "the disk is full",
+               errno.EDQUOT: "the disk quota is used up"}
 
 
 class CacheFolderError(WeightsError):

@@ -103,7 +103,7 @@ class LessonReport:
     gan_g_loss: float  # the GAN generator's (non-saturating) loss
     gan_d_loss: float  # the discriminator's loss (real + fake + R1 penalty)
     side: int  # patch side in pixels
-    conditions: np.ndarray  # (shown, condition size) float32: the fixed inputs shown
+    conditions: np.ndarray  # (shown, cells, condition size) float32: the fixed inputs shown
     pixel_outputs: np.ndarray  # (shown, side, side) uint8: the pixel-loss generator's outputs for them
     gan_outputs: np.ndarray  # (shown, side, side) uint8: the GAN generator's outputs for them
     real_versions: np.ndarray  # (2, shown, side, side) uint8: the two real versions for each shown input
@@ -211,7 +211,8 @@ def _report(variant, step, steps, pixel_loss, losses, pixel_net, gan_net, evalua
             history, seconds) -> LessonReport:
     grid, cell = layout(variant)
     with torch.no_grad():
-        outputs = {"pixel": pixel_net(evaluation.condition, eval_noise), "gan": gan_net(evaluation.condition, eval_noise)}
+        outputs = {"pixel": pixel_net(evaluation.condition, eval_noise),
+                   "gan": gan_net(evaluation.condition, eval_noise)}
     edges = np.linspace(0.0, 1.0, BINS + 1)
     histograms = {name: np.histogram(out[evaluation.ambiguous].numpy(), edges)[0] for name, out in outputs.items()}
     stats = {name.upper() if name == "gan" else pixel_loss.upper(): _stats(out, evaluation)
@@ -253,7 +254,7 @@ def _stats(outputs: torch.Tensor, evaluation: Samples) -> dict:
         # where the input decides the answer (the texture's flat cells): both generators should get it right
         "certain_error": (outputs - target).abs()[certain].mean().item() if certain.any() else 0.0,
         "mse": mse,  # against the drawn real version of each input, over the whole patch
-        "psnr": 10 * float(np.log10(1.0 / max(mse, 1e-10))),
+        "psnr": 10 * float(np.log10(1.0 / max(mse, 1e-10))),  # capped at 100 dB (identical)
     }
 
 
