@@ -121,6 +121,9 @@ def file_kind(path: str | Path) -> str | None:
         return None
 
 
+_SUFFIX_KINDS = {**dict.fromkeys((".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"), "image"),
+                 **dict.fromkeys((".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"), "video"),
+                 **dict.fromkeys((".pth", ".pt", ".bin", ".onnx", ".zip"), "checkpoint")}
 _KIND_NAMES = {"image": "images", "video": "videos (MP4, WebM, MOV, MKV, AVI)", "checkpoint": "checkpoints (.pth)"}
 
 
@@ -164,7 +167,10 @@ class UploadGuard:
             paths = json.loads(body) if start["status"] == 200 else []
         except ValueError:
             paths = []
-        wrong = [path for path in paths if isinstance(path, str) and file_kind(path) not in self.kinds | {"missing"}]
+        # A file named like a kind this app takes passes on, whatever it holds: the tab's decoder then says what is
+        # wrong with it in words (a damaged photo); anything else (a page, a program) is refused here.
+        wrong = [path for path in paths if isinstance(path, str) and file_kind(path) not in self.kinds | {"missing"}
+                 and _SUFFIX_KINDS.get(Path(path).suffix.lower()) not in self.kinds]
         if not wrong:
             for message in held:
                 await send(message)

@@ -99,9 +99,24 @@ def served_app(tmp_path_factory):
     import app as cvpg_app
 
     demo = cvpg_app.build_app()
-    _, url, _ = cvpg_app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    url = launch_app(demo)
     yield url
     demo.close()
+
+
+def launch_app(demo, **extra) -> str:
+    """Launch in-process on a free 127.0.0.1 port; retried, because Gradio gives up on its start-up check after one
+    3-second timeout, which a busy machine can miss."""
+    import app as cvpg_app
+
+    for attempt in range(3):
+        try:
+            _, url, _ = cvpg_app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True, **extra)
+            return url
+        except ValueError as error:  # "When localhost is not accessible, a shareable link must be created"
+            demo.close()
+            if attempt == 2:
+                raise error
 
 
 @pytest.fixture(scope="session")

@@ -135,10 +135,10 @@ def test_every_tab_is_an_mcp_tool_with_its_parameters(tmp_path_factory):
     import urllib.request
 
     import app
-    from conftest import free_port
+    from conftest import launch_app
 
     demo = app.build_app()
-    _, url, _ = app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True, mcp_server=True)
+    url = launch_app(demo, mcp_server=True)
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/gradio_api/mcp/schema", timeout=60) as response:
             tools = json.loads(response.read())

@@ -27,6 +27,16 @@ def _options(**changes) -> dict:
     return {**TASK.parse_options([]), **changes}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """This module runs detectors over whole clips: on a machine whose cores are shared (CI runners, several test
+    processes), two threads wait for each other far longer than one thread computes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def random_mnet_checkpoint(tmp_path_factory):
     torch.manual_seed(0)

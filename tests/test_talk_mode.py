@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from conftest import drawn_scene, free_port
+from conftest import drawn_scene, free_port, launch_app
 
 
 def _tab_ids(blocks) -> list[str]:
@@ -120,7 +120,7 @@ def test_preload_warms_the_chosen_models_so_the_first_request_loads_nothing(shar
     monkeypatch.setattr(runtime.MODELS, "get", counting_get)
     blocks = app.build_app(list(selection))
     assert _tab_ids(blocks) == ["super-resolution", "face-deid"]
-    _, url, _ = app.launch(blocks, port=free_port(), prevent_thread_lock=True, quiet=True)
+    url = launch_app(blocks)
     try:
         photo = tmp_path / "scene.png"
         Image.fromarray(drawn_scene(48, 64)).save(photo)

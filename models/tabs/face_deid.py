@@ -166,7 +166,9 @@ def run_video(source: str | Path, target: str | Path, model: str = DEFAULT_DETEC
 # Defaults chosen by measurement on ../shared/images/faces_crowd.jpg (benchmarks/face_residuals.py, table in
 # benchmarks/RESULTS.md): with RetinaFace at 0.3 (it catches faces 0.5 missed, which were the leaks under a fill) and
 # regions 1.5x the box (hair and outline go with the face, so no head shape is left), every mode leaves at most 6% of
-# RetinaFace's faces and 1.2% of CenterFace's detectable; the old 0.5 / 1.2x blur left 27% and 6%.
+# RetinaFace's faces and 1.2% of CenterFace's detectable; the old 0.5 / 1.2x blur left 27% and 6%. The hold: on a pan
+# over that photo, 1682 faces seen in a neighbouring frame were left visible without it, none with 1 to 3 frames; 2
+# leaves room for a detector missing a face two frames running.
 TASK = Task(
     id=TASK_ID,
     title="Face de-identification",
