@@ -184,6 +184,7 @@ def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = 
         log.setLevel(logging.INFO)
     max_file_bytes = 60 * 1024 * 1024  # one upload: a large photo or a short video
     _limits.limit_jobs_per_client(app)
+    _limits.keep_sweeping_gradio_cache()
     app_kwargs = extra.pop("app_kwargs", None) or {}
     app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), *_limits.middleware(app, max_file_bytes)]
     if not extra.get("prevent_thread_lock") and threading.current_thread() is threading.main_thread():

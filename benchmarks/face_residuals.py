@@ -187,7 +187,8 @@ def markdown(counts: dict[str, int], table: list[dict], leaks: dict, peer: dict 
         "defaults (score threshold 0.3, region 1.5x the box, strength 0.5, grown with the face); limits of issue 14: "
         "the hiding detector at most 10%, the other at most 2%.",
         "",
-        "| hidden by | mode | faces hidden | RetinaFace residual | CenterFace residual | seconds (hide + verify) |",
+        "| hidden by | mode | faces hidden | RetinaFace residual | CenterFace residual | "
+        "seconds (detect, hide, verify) |",
         "|---|---|---|---|---|---|",
     ]
     for row in table:

@@ -255,6 +255,28 @@ async def _reply(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def keep_sweeping_gradio_cache() -> None:
+    """Gradio sweeps its cache (`delete_cache`) by walking live sets of file names that requests add to from other
+    threads: on a busy server a walk can meet "Set changed size during iteration", which ends its sweeping task for
+    good, and uploads and results pile up from then on. Walk again instead (a copy of each set is taken each time)."""
+    from gradio import route_utils
+
+    sweep = route_utils.delete_files_created_by_app
+    if getattr(sweep, "keeps_sweeping", False):
+        return
+
+    def sweep_until_done(blocks, age):
+        for _ in range(10):
+            try:
+                return sweep(blocks, age)
+            except RuntimeError as error:  # a request added a file during the walk
+                log.info("the cache sweep walked into a new file (%s); sweeping again", error)
+        return None
+
+    sweep_until_done.keeps_sweeping = True
+    route_utils.delete_files_created_by_app = sweep_until_done
+
+
 def middleware(blocks: gr.Blocks, max_file_bytes: int) -> list[Middleware]:
     """The ASGI middleware for `blocks`' FastAPI app (launch's `app_kwargs["middleware"]`)."""
     return [Middleware(UploadGuard, kinds=taken_kinds(blocks), max_file_bytes=max_file_bytes),

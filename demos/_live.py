@@ -190,8 +190,7 @@ def wire_live(task: Task, panel: _ui.InputPanel, view: _ui.LiveView, model: gr.c
 _LIVE_JS = r"""
 const live = window.cvpgLive || (window.cvpgLive = (() => {
   const live = {seq: 0, sent: new Map(), echoed: 0, lastSent: 0, streamStart: 0, inFlight: 1, maxInFlight: 2,
-                draining: false, timeoutMs: 3000, outputs: new Map(), log: [], problem: null, cameraFrames: 0,
-                lastCameraFrame: 0};
+                draining: false, timeoutMs: 3000, outputs: new Map(), videos: new Set(), log: [], problem: null};
   const DENIED = "Camera access was denied. Allow the camera for this page (the camera icon in the address bar), " +
                  "then untick and tick Live.";
   const LOST = "The camera stopped sending pictures (unplugged, or taken by another app). Reconnect it, then " +
@@ -201,7 +200,7 @@ const live = window.cvpgLive || (window.cvpgLive = (() => {
   const encode = HTMLCanvasElement.prototype.toDataURL;
   HTMLCanvasElement.prototype.toDataURL = function (type, quality) {
     const now = performance.now(), url = encode.call(this, type, quality);
-    if (type !== "image/jpeg" || this.isConnected) return url;  // only the webcam's off-screen capture canvas
+    if (type !== "image/jpeg" || !capturing(this)) return url;
     try {
       const comma = url.indexOf(",") + 1, bytes = atob(url.slice(comma));
       const alone = live.sent.size === 0, note = `CVPG ${++live.seq} ${now.toFixed(1)} ${+alone}`;
@@ -218,6 +217,8 @@ const live = window.cvpgLive || (window.cvpgLive = (() => {
   };
   // Gradio's webcam skips a tick while its video has no width: it gets none while enough frames are out.
   const widthOf = Object.getOwnPropertyDescriptor(HTMLVideoElement.prototype, "videoWidth").get;
+  const capturing = (canvas) => !canvas.isConnected && [...live.videos].some((video) => video.isConnected &&
+    widthOf.call(video) === canvas.width && video.videoHeight === canvas.height);  // a live camera's frame
   live.room = () => {
     const now = performance.now();
     for (const [seq, at] of live.sent) if (seq <= live.echoed || now - at > live.timeoutMs) live.sent.delete(seq);
@@ -228,12 +229,7 @@ const live = window.cvpgLive || (window.cvpgLive = (() => {
     video.cvpgGated = true;
     Object.defineProperty(video, "videoWidth", {configurable: true,
                                                 get() { return live.room() ? widthOf.call(this) : 0; }});
-    const count = () => {
-      live.cameraFrames += 1;
-      live.lastCameraFrame = performance.now();
-      video.requestVideoFrameCallback(count);
-    };
-    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(count);
+    live.videos.add(video);
   };
   const media = navigator.mediaDevices;
   if (media && media.getUserMedia) {
@@ -242,7 +238,11 @@ const live = window.cvpgLive || (window.cvpgLive = (() => {
       try {
         const stream = await open(constraints);
         live.problem = null;
-        for (const track of stream.getVideoTracks()) track.addEventListener("ended", () => { live.problem = LOST; });
+        for (const track of stream.getVideoTracks()) {  // "ended": unplugged; "mute": no pictures for a while
+          track.addEventListener("ended", () => { live.problem = LOST; });
+          track.addEventListener("mute", () => { live.problem = LOST; });
+          track.addEventListener("unmute", () => { if (live.problem === LOST) live.problem = null; });
+        }
         return stream;
       } catch (error) {
         live.problem = error && error.name === "NotAllowedError" ? DENIED : `No camera could be opened ` +
@@ -299,9 +299,9 @@ const live = window.cvpgLive || (window.cvpgLive = (() => {
   const problem = (view, now) => {
     if (live.problem) return live.problem;
     if (now - live.lastSent > 4000) return "";  // not streaming (Stop pressed): the last result stays, unmarked
-    if (live.lastCameraFrame && now - live.lastCameraFrame > 3000) return LOST;
-    const waited = now - Math.max(view.shown.length ? view.shown[view.shown.length - 1].shown : 0, live.streamStart);
-    if (waited < 4000) return "";
+    const last = view.shown[view.shown.length - 1];
+    const waited = now - Math.max(last ? last.shown : 0, live.streamStart);
+    if (waited < Math.max(4000, 3 * (last ? last.lag : 0))) return "";  // a slow model's pace is no stall
     return view.shown.length || view.src ? `No new result for ${Math.round(waited / 1000)} s: the server is busy.`
                                          : "Waiting for the first result (the model may still be loading)…";
   };

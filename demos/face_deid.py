@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-import gpu
-
 import assets
+import gpu
 from models.tasks import get_task
 
 from . import _layout, _live, _ui, _widgets
@@ -89,8 +88,9 @@ def build() -> None:
         if not video:
             raise gr.Error("Upload a video first.")
         settings = {**task.defaults(), **task.check_options(**values)}
-        out = gpu.on_gpu(task.id, task.run_video, "video")(video, _ui.video_target("anonymised"), model=task.check_model(model),
-                             progress=_ui.progress_callback(progress), **settings)
+        run_video = gpu.on_gpu(task.id, task.run_video, "video")
+        out = run_video(video, _ui.video_target("anonymised"), model=task.check_model(model),
+                        progress=_ui.progress_callback(progress), **settings)
         faces = f"{out['max_faces']} face{'s' if out['max_faces'] != 1 else ''}"
         held = sum(out["held_per_frame"])
         return out["output"], _ui.video_summary(out, f", up to {faces} in a frame, {held} held over"), out

@@ -1,6 +1,6 @@
 """Work budgets: how much one server request may ask of this machine, so that nobody waits minutes behind another.
 
-Two limits, both for the device the models run on:
+Three limits, all for the device the models run on:
 - time: a job computes for at most `MAX_RUN_S` seconds (env CVPG_MAX_RUN_S, default 120). `models.cancel` stops it
   between steps, and earlier when its first steps show it cannot finish in time (how video length is bounded);
 - work: before a run, the input's megapixels x the model's cost are compared with what this device computes in a
@@ -26,7 +26,7 @@ from . import runtime
 MAX_RUN_S = float(os.environ.get("CVPG_MAX_RUN_S", "120"))
 SHARE = 0.5  # a run is planned for half the limit: estimates are rough, and two jobs may share the device
 MIN_SIDE = 32
-STEP_S = 3.0
+STEP_S = 3.0  # seconds a tile should take, so that a stopped job ends about this soon
 MAX_TILE = 256  # tiles are only ever made smaller than this: a fast device keeps the model's own tile size
 MIN_TILE = 64  # smaller tiles spend most of their time on the context pixels around them
 

@@ -195,6 +195,65 @@ def test_taken_kinds_come_from_the_inputs():
     assert _limits.taken_kinds(blocks) == {"image", "video", "checkpoint"}
 
 
+def test_a_burst_from_one_client_gets_at_most_its_places():
+    """Simultaneous pushes are counted while under way, so a burst cannot slip past the limit."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from demos import _limits
+
+    waiting = SimpleNamespace(queue=[])
+    queue = SimpleNamespace(event_queue_per_concurrency_id={"models": waiting}, active_jobs=[None])
+
+    async def push(body, request, username):
+        await asyncio.sleep(0.01)  # the real push awaits too before the event is in the queue
+        event = SimpleNamespace(_id=uuid.uuid4().hex, session_hash=body.session_hash or "", request=request)
+        waiting.queue.append(event)
+        return True, "event", "success"
+
+    queue.push = push
+    _limits.limit_jobs_per_client(SimpleNamespace(_queue=queue), per_client=3, per_address=5)
+    request = SimpleNamespace(headers={}, client=SimpleNamespace(host="10.0.0.7"))
+
+    async def burst(session, count):
+        return await asyncio.gather(*[queue.push(SimpleNamespace(session_hash=session), request, None)
+                                      for _ in range(count)])
+
+    answers = asyncio.run(burst("one", 100))
+    assert sum(ok for ok, _, _ in answers) == 3
+    assert {state for ok, _, state in answers if not ok} == {"error"}
+    assert sum(ok for ok, _, _ in asyncio.run(burst("two", 10))) == 2  # the address's 5 places are now full
+    assert "network address" in asyncio.run(burst("three", 1))[0][1]
+
+
+def test_hang_up_watch_knows_whose_stream_it_is():
+    from demos import _limits
+
+    assert _limits._stream_of({"path": "/gradio_api/queue/data", "query_string": b"session_hash=abc"}) == \
+        {"session_hash": "abc"}
+    assert _limits._stream_of({"path": "/gradio_api/call/face_deid/e1f2", "query_string": b""}) == {"event_id": "e1f2"}
+    assert _limits._stream_of({"path": "/gradio_api/info", "query_string": b""}) is None
+
+
+def test_the_cache_sweep_survives_a_file_added_while_it_walks(monkeypatch):
+    from gradio import route_utils
+
+    from demos import _limits
+
+    calls = []
+
+    def flaky_sweep(blocks, age):
+        calls.append(age)
+        if len(calls) == 1:
+            raise RuntimeError("Set changed size during iteration")
+
+    monkeypatch.setattr(route_utils, "delete_files_created_by_app", flaky_sweep)
+    _limits.keep_sweeping_gradio_cache()
+    _limits.keep_sweeping_gradio_cache()  # once is enough
+    route_utils.delete_files_created_by_app(None, 20)
+    assert calls == [20, 20]
+
+
 def test_friendly_errors_stops_quietly_and_frees_the_run(caplog):
     gr = pytest.importorskip("gradio")
     from demos import _ui
@@ -295,11 +354,12 @@ def test_one_client_cannot_fill_the_queue(server):
 def test_uploads_are_checked_for_kind_and_size(server):
     served, _ = server
     with faults.client() as http:
+        # a page is no kind any tab takes (a damaged file named .png passes on, so the tab's decoder can explain it)
         refused = http.post(f"{served.url}/gradio_api/upload",
-                            files={"files": ("notes.png", b"<html>not a picture</html>", "image/png")})
+                            files={"files": ("notes.html", b"<html>not a picture</html>", "text/html")})
         assert refused.status_code == 415 and "not a file this app takes" in refused.json()["detail"]
     assert _status_of_announced_upload(served.url, 10**10) == 413  # refused before a byte of it is read
-    leftovers = [path for path in (served.folder / "gradio").rglob("notes.png")]
+    leftovers = [path for path in (served.folder / "gradio").rglob("notes.html")]
     assert not leftovers
 
 

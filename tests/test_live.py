@@ -74,7 +74,7 @@ def new_page(browser, served_app):
             context.add_init_script(init_script)
         page = context.new_page()
         page.goto(served_app)
-        expect(page.locator("#device-line")).to_be_visible()
+        expect(page.locator("#device-line")).to_be_visible(timeout=TIMEOUT_MS)
         return page
 
     yield open_page
@@ -91,7 +91,7 @@ def open_tab(page, tab: str, model: str | None = None) -> None:
     else:  # the tab bar moved it into its "More tabs" menu
         page.get_by_role("button", name="More tabs").first.click()
         page.locator(".overflow-dropdown").get_by_role("button", name=title, exact=True).click()
-    expect(page.locator(f"#{tab}-live")).to_be_visible()
+    expect(page.locator(f"#{tab}-live")).to_be_visible(timeout=TIMEOUT_MS)
     if model is None:
         return
     label = page.evaluate("""([id, model]) => window.gradio_config.components
@@ -112,7 +112,7 @@ def start_live(page, tab: str):
     camera.locator("button", has_text="Webcam").click()
     record = camera.get_by_role("button", name="capture photo")
     record.click()
-    expect(record).to_contain_text("Stop")
+    expect(record).to_contain_text("Stop", timeout=TIMEOUT_MS)
     return record
 
 
@@ -161,11 +161,12 @@ def test_live_delivers_frames_and_stop_stops_them(new_page, weights_home, tab, m
     record = start_live(page, tab)
     wait_for_frames(page, tab)
     meter = page.locator(f"#{tab}-live-output .cvpg-live-meter")
-    expect(meter).to_contain_text("frames/s")
-    expect(meter).to_contain_text("lag")
-    expect(page.locator(f"#{tab}-live-status")).to_contain_text(model if tab != "cyclegan" else "horse2zebra")
+    expect(meter).to_contain_text("frames/s", timeout=TIMEOUT_MS)
+    expect(meter).to_contain_text("lag", timeout=TIMEOUT_MS)
+    summary = model if tab != "cyclegan" else "horse2zebra"  # the status line starts with what ran
+    expect(page.locator(f"#{tab}-live-status")).to_contain_text(summary, timeout=TIMEOUT_MS)
     record.click()  # Stop
-    expect(record).to_contain_text("Record")
+    expect(record).to_contain_text("Record", timeout=TIMEOUT_MS)
     stopped = wait_until_still(page, tab)
     assert stopped["shown"] >= FRAMES
 
@@ -173,7 +174,7 @@ def test_live_delivers_frames_and_stop_stops_them(new_page, weights_home, tab, m
 def test_unticking_live_stops_the_stream(new_page):
     page = bicubic_stream(new_page)
     page.locator(f"#{SR}-live input[type=checkbox]").uncheck()
-    expect(page.locator(f"#{SR}-camera")).to_be_hidden()
+    expect(page.locator(f"#{SR}-camera")).to_be_hidden(timeout=TIMEOUT_MS)
     wait_until_still(page, SR)
 
 
@@ -182,12 +183,12 @@ def test_denied_camera_says_so_on_the_result(new_page):
     open_tab(page, SR)
     page.locator(f"#{SR}-live input[type=checkbox]").check()
     page.locator(f"#{SR}-camera").locator("button", has_text="Webcam").click()
-    expect(page.locator(f"#{SR}-live-output .cvpg-live-message")).to_contain_text("denied")
+    expect(page.locator(f"#{SR}-live-output .cvpg-live-message")).to_contain_text("denied", timeout=TIMEOUT_MS)
 
 
 def test_lost_camera_replaces_the_frozen_result_with_a_message(new_page):
     page = bicubic_stream(new_page)
     page.evaluate(f"""() => document.querySelector('#{SR}-camera video').srcObject.getVideoTracks()
         .forEach((track) => track.dispatchEvent(new Event('ended')))""")  # what an unplugged camera fires
-    expect(page.locator(f"#{SR}-live-output .cvpg-live-message")).to_contain_text("camera stopped")
+    expect(page.locator(f"#{SR}-live-output .cvpg-live-message")).to_contain_text("camera stopped", timeout=TIMEOUT_MS)
     wait_until_still(page, SR)  # nothing more is sent from a dead camera
