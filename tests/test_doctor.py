@@ -40,7 +40,9 @@ def tab_status(report: str, tab: str) -> str:
 
 
 def model_line(report: str, model: str) -> str:
-    return re.search(rf"^  [* ] {re.escape(model)} .*$", report, re.MULTILINE).group(0)
+    """The model's line, the chosen (timed, starred) one first: a model can appear in several tabs (centerface)."""
+    chosen = re.search(rf"^  \* {re.escape(model)} .*$", report, re.MULTILINE)
+    return (chosen or re.search(rf"^  [* ] {re.escape(model)} .*$", report, re.MULTILINE)).group(0)
 
 
 def test_every_model_of_every_tab_maps_to_catalogued_checkpoints():
