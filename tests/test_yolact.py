@@ -388,8 +388,9 @@ def test_the_instance_tab_answers_with_the_prototype_view(served_app, monkeypatc
     device = runtime.device()
     cache.get(yolact.cache_key("yolact-r50", device), lambda: runtime.prepare(confident_random_net(), device))
     Image.fromarray(drawn_scene(96, 128)).save(tmp_path / "scene.png")
-    (before, after), status, table, proposals, labels, prototypes, coefficients, assembly = Client(
+    (before, after), status, table, proposals, labels, prototypes, coefficients, assembly, record = Client(
         served_app, verbose=False).predict(handle_file(str(tmp_path / "scene.png")), "yolact-r50", [], 0.05, 0.5, 0.5,
                                            True, True, 800, 20, 1000, 1, api_name="/instance")
     assert Image.open(after).size == (128, 96) and "yolact-r50" in status and len(table["data"]) >= 1
     assert prototypes is not None and coefficients is not None and assembly is not None
+    assert record["model"] == "yolact-r50" and len(record["instances"]) == len(table["data"])
