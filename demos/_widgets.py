@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from models.tasks import Option, Task
+from models.tasks import Option, Task, on_accelerator
 
 RADIO_MAX_CHOICES = 5  # more choices than this become a dropdown
 
@@ -15,7 +15,7 @@ def label_of(option: Option) -> str:
 
 def option_widget(option: Option, tab_id: str = "", **overrides) -> gr.components.Component:
     """The widget for one option; `overrides` replace any of its settings (labelled choices, a shorter label...)."""
-    settings = dict(label=label_of(option), info=option.help, value=option.default,
+    settings = dict(label=label_of(option), info=option.help, value=option.default_for(on_accelerator()),
                     elem_id=f"{tab_id}-{option.name.replace('_', '-')}" if tab_id else None)
     default = option.default
     if isinstance(default, bool):

@@ -82,7 +82,9 @@ MODELS = {
     )
 }
 DEFAULT_MODEL = "maskrcnn-r50-fpn-v2"
-DEFAULT_WORKING_SIZE = 800  # longest side the network sees: ~2-3 s for v2 on 2 CPU cores (1333 is torchvision's)
+OFFICIAL_WORKING_SIZE = 1333  # torchvision's test transform: shorter side 800, longer at most 1333
+CPU_WORKING_SIZE = 800  # the CPU compromise: ~2-3 s for v2 on 2 CPU cores instead of ~2.5x that
+DEFAULT_WORKING_SIZE = OFFICIAL_WORKING_SIZE
 DEFAULT_PROPOSALS = 100
 DEFAULT_RPN_TOP_N = 1000  # torchvision's rpn_post_nms_top_n_test
 

@@ -26,6 +26,12 @@ class Option:
     maximum: float | None = None
     label: str | None = None  # the widget's label in the UI (default: the name, spaced and capitalised)
     step: float | None = None  # the slider's step (default: 1 for integers, a hundredth of the range for floats)
+    # A lighter default for machines without a GPU, where `default` (the official setting) takes too long: the one
+    # place a CPU-only compromise is declared, so the UI, the command line and the API all start from it there.
+    cpu_default: Any = None
+
+    def default_for(self, accelerated: bool) -> Any:
+        return self.default if accelerated or self.cpu_default is None else self.cpu_default
 
     def parse(self, text: str) -> Any:
         kind = type(self.default)
@@ -101,11 +107,13 @@ class Task:
         """The UI's widget values, each checked against its Option (unknown names and bad values raise OptionError)."""
         return {name: self.option(name).check(self.option(name).coerce(value)) for name, value in values.items()}
 
-    def defaults(self) -> dict[str, Any]:
-        return {option.name: option.default for option in self.options}
+    def defaults(self, accelerated: bool | None = None) -> dict[str, Any]:
+        """Each option's default on this machine's device (or on a GPU / a CPU when `accelerated` is given)."""
+        accelerated = on_accelerator() if accelerated is None else accelerated
+        return {option.name: option.default_for(accelerated) for option in self.options}
 
-    def parse_options(self, pairs: list[str]) -> dict[str, Any]:
-        values = {option.name: option.default for option in self.options}
+    def parse_options(self, pairs: list[str], accelerated: bool | None = None) -> dict[str, Any]:
+        values = self.defaults(accelerated)
         for pair in pairs:
             if "=" not in pair:
                 raise OptionError(f"--set expects key=value, got {pair!r}; valid keys: {', '.join(values)}")
@@ -124,6 +132,13 @@ class Task:
 # fast), and its widgets are demos/<same name>.py.
 TABS = ("instance", "panoptic", "landmarks", "keypoint-detectors", "super-resolution", "pix2pix", "cyclegan", "style",
         "face-deid")
+
+
+def on_accelerator() -> bool:
+    """Whether models run on a GPU (CUDA or MPS) here; imported late, so listing tasks never loads torch."""
+    from . import runtime
+
+    return runtime.device().type != "cpu"
 
 
 def module_name(task_id: str) -> str:

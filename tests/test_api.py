@@ -128,6 +128,22 @@ def test_only_the_tabs_are_public_api(served_app):
         assert not [p["parameter_name"] for p in parameters if p["parameter_name"].startswith("param_")], name
         required = [p["parameter_name"] for p in parameters if not p["parameter_has_default"]]
         assert required == ["image"] if name in tabs else len(required) <= 1, (name, required)  # or the video
+    # An API caller starts from this device's defaults, like the UI and the command line: a CPU here.
+    defaults = {p["parameter_name"]: p["parameter_default"] for p in api["named_endpoints"]["/instance"]["parameters"]
+                if p["parameter_has_default"]}
+    assert defaults["working_size"] == 800 and defaults["rpn_top_n"] == 1000
+
+
+def test_widgets_start_from_the_device_default(monkeypatch):
+    """A slider shows the value a run on this device would use: torchvision's 1333 on a GPU, 800 on a CPU."""
+    from demos import _widgets
+    from models.tabs import instance
+
+    option = instance.TASK.option("working_size")
+    monkeypatch.setattr(_widgets, "on_accelerator", lambda: True)
+    assert _widgets.option_widget(option, "instance").value == 1333
+    monkeypatch.setattr(_widgets, "on_accelerator", lambda: False)
+    assert _widgets.option_widget(option, "instance").value == 800
 
 
 def test_every_tab_is_an_mcp_tool_with_its_parameters(tmp_path_factory):

@@ -199,6 +199,28 @@ def test_instance_options_parse():
     assert maskrcnn.working_sizes(800) == (600, 800) and maskrcnn.working_sizes(1333) == (800, 1333)
 
 
+def test_defaults_fit_the_device_and_the_result_line_says_which(maskrcnn_v2, monkeypatch):
+    """On a GPU the tab works at torchvision's official test size (800/1333); only a CPU gets the reduced size, and
+    the result line names the choice. The rest of the app starts from the same device defaults."""
+    from models.tabs import cyclegan as cyclegan_tab
+
+    assert instance.TASK.defaults(accelerated=True)["working_size"] == 1333
+    assert instance.TASK.defaults(accelerated=False)["working_size"] == 800
+    assert instance.TASK.parse_options([], accelerated=True)["working_size"] == 1333
+    assert cyclegan_tab.TASK.defaults(accelerated=True)["working_side"] == 0  # as uploaded, as the official test
+    assert cyclegan_tab.TASK.defaults(accelerated=False)["working_side"] == 512
+    monkeypatch.setattr(maskrcnn, "load", lambda *args, **kwargs: maskrcnn_v2)
+    monkeypatch.setattr(maskrcnn_v2.rpn, "_post_nms_top_n", dict(maskrcnn_v2.rpn._post_nms_top_n))
+    scene = images.load(drawn_scene(300, 400))
+    assert runtime.device().type == "cpu"  # this machine: the reduced size, said so
+    reduced = instance.TASK.run(scene, score_threshold=0.9, rpn_top_n=50)
+    assert reduced.record["working_size"] == [800, 600]
+    assert "reduced for a CPU (1333 on a GPU" in reduced.summary and "800x600" in reduced.summary
+    official = instance.TASK.run(scene, score_threshold=0.9, rpn_top_n=50, working_size=1333)
+    assert official.record["working_size"] == [1066, 800]  # shorter side 800 wins (torchvision rounds down)
+    assert "torchvision's official test size" in official.summary
+
+
 
 @pytest.fixture
 def seeded_maskrcnn(monkeypatch, maskrcnn_v2):

@@ -10,12 +10,15 @@ from ..images import LoadedImage
 from ..tasks import Option, Task, TaskOutput
 
 TASK_ID = cyclegan.TASK_ID
+CPU_WORKING_SIDE = 512  # the generator runs at the input's size; a CPU takes seconds a frame beyond this
 
 
 def run(loaded: LoadedImage, model: str = cyclegan.DEFAULT_MODEL, checkpoint: str | None = None,
         progress: weights.ProgressCallback | None = None, show_cycle: bool = True,
-        working_side: int = 512) -> TaskOutput:
+        working_side: int | None = None) -> TaskOutput:
     device = runtime.device()
+    if working_side is None:
+        working_side = TASK.defaults()["working_side"]
     rgb, scaled_from = cyclegan.working_image(loaded.rgb, working_side)
     with runtime.stopwatch(device) as load_time:
         net = cyclegan.load(model, device, checkpoint, progress)
@@ -28,7 +31,10 @@ def run(loaded: LoadedImage, model: str = cyclegan.DEFAULT_MODEL, checkpoint: st
             translated = result.translated
         else:
             translated = cyclegan.translate(net, rgb)
-    notes = loaded.notes + ([f"working size {rgb.shape[1]}x{rgb.shape[0]}"] if scaled_from else [])
+    cpu_compromise = device.type == "cpu" and working_side == CPU_WORKING_SIDE
+    notes = loaded.notes + ([f"working size {rgb.shape[1]}x{rgb.shape[0]}"
+                             + (" (the CPU default; a GPU translates the photo as uploaded)" if cpu_compromise else "")]
+                            if scaled_from else [])
     out = translation.run_output(TASK_ID, "CycleGAN", model, checkpoint, loaded, {"input": rgb, "output": translated},
                                  (load_time, model_time), working_size=list(rgb.shape[1::-1]), notes=notes)
     if backward is not None:
@@ -46,8 +52,10 @@ TASK = Task(
     options=(
         Option("show_cycle", True, "also run the reverse model (where one exists): X -> Y -> X'",
                label="Show the cycle X -> Y -> X' (runs the reverse model too)"),
-        Option("working_side", 512, "translate at most this many pixels a side (0: the input's size)", minimum=0,
-               maximum=2048, label="Working size (longest side, 0 = as uploaded)", step=32),
+        Option("working_side", 0, "translate at most this many pixels a side (0: the input's size, as the official "
+               f"test with --preprocess none; the default on a GPU, {CPU_WORKING_SIDE} on a CPU)", minimum=0,
+               maximum=2048, label="Working size (longest side, 0 = as uploaded)", step=32,
+               cpu_default=CPU_WORKING_SIDE),
     ),
     max_side=2048,
     run=run,

@@ -64,9 +64,20 @@ def run(loaded: LoadedImage, model: str = maskrcnn.DEFAULT_MODEL, checkpoint: st
         size = net.config.input_size
         network = f"network at {size}x{size}, {result.prototypes.shape[0]} prototypes"
     else:
-        network = f"network at {found.working_size[0]}x{found.working_size[1]}"
+        network = (f"network at {found.working_size[0]}x{found.working_size[1]}, "
+                   f"{_size_choice(options['working_size'], device.type != 'cpu')}")
+        record["working_size_choice"] = _size_choice(options["working_size"], device.type != "cpu")
     summary = f"{model} on {record['device']}: {found_text} in {w}x{h} ({network}), {model_time['ms']:.0f} ms"
     return TaskOutput(images, record, summary)
+
+
+def _size_choice(working_size: int, on_gpu: bool) -> str:
+    """Which working size this was, for the result line: torchvision's official test size, or the CPU compromise."""
+    if working_size >= maskrcnn.OFFICIAL_WORKING_SIZE:
+        return "torchvision's official test size (shorter side 800, longer at most 1333)"
+    if not on_gpu and working_size == TASK.option("working_size").cpu_default:
+        return f"reduced for a CPU ({maskrcnn.OFFICIAL_WORKING_SIZE} on a GPU, torchvision's official test size)"
+    return f"reduced (torchvision's official test size is {maskrcnn.OFFICIAL_WORKING_SIZE})"
 
 
 def _prototype_views(loaded: LoadedImage, result: yolact.YolactResult, detection: int) -> tuple[int | None, dict]:
@@ -102,9 +113,10 @@ TASK = Task(
         Option("opacity", 0.5, "mask opacity", minimum=0.0, maximum=1.0, label="Mask opacity", step=0.05),
         Option("show_boxes", True, "draw each instance's box", label="Boxes"),
         Option("show_labels", True, "write class and score on each box", label="Labels"),
-        Option("working_size", maskrcnn.DEFAULT_WORKING_SIZE, "longest side the network sees in px (smaller is "
-               "faster; 1333 is torchvision's default)", minimum=320, maximum=1333,
-               label="Working size (longest side the network sees)", step=32),
+        Option("working_size", maskrcnn.OFFICIAL_WORKING_SIZE, "longest side the network sees in px: smaller is "
+               f"faster (default {maskrcnn.OFFICIAL_WORKING_SIZE}, torchvision's official test size, on a GPU; "
+               f"{maskrcnn.CPU_WORKING_SIZE} on a CPU)", minimum=320, maximum=maskrcnn.OFFICIAL_WORKING_SIZE,
+               label="Working size (longest side the network sees)", step=1, cpu_default=maskrcnn.CPU_WORKING_SIZE),
         Option("proposals", maskrcnn.DEFAULT_PROPOSALS, "how many RPN proposals the \"how it works\" view shows",
                minimum=0, maximum=1000, label="RPN proposals to show", step=10),
         Option("rpn_top_n", maskrcnn.DEFAULT_RPN_TOP_N, "proposals the box head examines (fewer is faster on a CPU; "

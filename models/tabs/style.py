@@ -36,11 +36,21 @@ MODEL_LABELS = {
     "adain": "AdaIN: any style image, one pass (Huang & Belongie 2017)",
     "gatys": "Gatys: optimise the pixels against VGG-19 (slow, streams)",
 }
-# Working size (longest side, px) when `max_side` is 0, and the least each method can work with.
-DEFAULT_WORKING_SIDE = {"fast": fast_style.WORKING_SIDE, "adain": adain.WORKING_SIDE, "gatys": gatys.WORKING_SIDE}
+# Working size (longest side, px) when `max_side` is 0. On a GPU, each method's reference setting: pytorch/examples
+# stylises the photo as it is (up to the tab's limit), AdaIN's test.py works at 512, the PyTorch Gatys tutorial at
+# 512. On a CPU a lighter one for the one-pass networks' cost and Gatys' hundreds of VGG passes (the tutorial itself
+# drops to 128 there). The least each method can work with follows.
+GPU_WORKING_SIDE = {"fast": 2048, "adain": adain.WORKING_SIDE, "gatys": 512}
+CPU_WORKING_SIDE = {"fast": fast_style.WORKING_SIDE, "adain": adain.WORKING_SIDE, "gatys": gatys.WORKING_SIDE}
 MIN_SIDE = {"fast": fast_style.MIN_SIDE, "adain": adain.MIN_SIDE, "gatys": gatys.MIN_SIDE}
 STREAM_EVERY = 5  # optimiser steps between two of stream()'s reports
 LOSS_NAMES = ("content", "style", "total")
+
+
+def _default_side_note(kind: str, on_gpu: bool) -> str:
+    if GPU_WORKING_SIDE[kind] == CPU_WORKING_SIDE[kind]:
+        return ", the method's default"
+    return ", the GPU default" if on_gpu else f", the CPU default; {GPU_WORKING_SIDE[kind]} px on a GPU"
 
 
 def model_kind(model_name: str) -> str:
@@ -92,12 +102,14 @@ def _prepare(loaded: LoadedImage, model: str, checkpoint: str | None, progress, 
              max_side: int, gram_layer: str) -> _Prepared:
     kind = model_kind(model)
     device = runtime.device()
-    side = max_side or DEFAULT_WORKING_SIDE[kind]
+    on_gpu = device.type != "cpu"
+    side = max_side or (GPU_WORKING_SIDE if on_gpu else CPU_WORKING_SIDE)[kind]
     content, scaled_from = fit_within(loaded.rgb, side)
     check_min_side(content, MIN_SIDE[kind], kind)
     notes = list(loaded.notes)
     if scaled_from is not None:
-        notes.append(f"stylised at {content.shape[1]}x{content.shape[0]} (working size {side} px)")
+        notes.append(f"stylised at {content.shape[1]}x{content.shape[0]} (working size {side} px"
+                     f"{'' if max_side else _default_side_note(kind, on_gpu)})")
     style_rgb, style_label = resolve_style(style) if kind != "fast" else (None, None)  # a bad file fails first
     with runtime.stopwatch(device) as load_time:
         net = load(model, device, checkpoint, progress)
@@ -186,7 +198,7 @@ def stream(loaded: LoadedImage, model: str = "gatys", checkpoint: str | None = N
     if model_kind(model) != "gatys":
         yield run(loaded, model, checkpoint, progress, **options)
         return
-    values = {option.name: option.default for option in TASK.options} | options
+    values = TASK.defaults() | options
     prepared = _prepare(loaded, model, checkpoint, progress, values["style"], values["preserve_color"],
                         values["max_side"], values["gram_layer"])
     view = _gram_view(prepared, values["gram_layer"])
@@ -240,7 +252,9 @@ TASK = Task(
         Option("optimizer", "lbfgs", "gatys: optimiser of the pixels", choices=gatys.OPTIMIZERS, label="Optimiser"),
         Option("init", "content", "gatys: start from the content image or from noise", choices=("content", "noise"),
                label="Start from"),
-        Option("max_side", 0, "working size, longest side in px (0: fast styles 768, adain 512, gatys 256)",
+        Option("max_side", 0, "working size, longest side in px (0: each method's default; on a GPU fast styles "
+               f"{GPU_WORKING_SIDE['fast']}, adain 512, gatys 512; on a CPU {CPU_WORKING_SIDE['fast']}, "
+               f"{CPU_WORKING_SIDE['adain']}, {CPU_WORKING_SIDE['gatys']})",
                minimum=0, maximum=2048, label="Working size (0 = the method's default)", step=32),
         Option("gram_layer", "relu2_1", "adain/gatys: layer of the Gram matrix picture of the style",
                choices=_GRAM_LAYERS, label="VGG layer of the Gram matrix view"),
