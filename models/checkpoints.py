@@ -5,6 +5,7 @@ the same for Hugging Face repositories. Nothing here imports torch, so listing t
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -25,6 +26,16 @@ class ChecksumError(WeightsError):
 
 class MissingWeightsError(WeightsError):
     pass
+
+
+class CacheFolderError(WeightsError):
+    """A checkpoint folder cannot be written (read-only, no permission, disk full); the message says what to do."""
+
+
+# errno values that mean "this folder cannot take the file", with the words people know them by
+UNWRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+              errno.EROFS: "read-only file system", errno.ENOSPC: "the disk is full",
+              errno.EDQUOT: "the disk quota is used up"}
 
 
 HASH_ORIGINS = ("published", "third-party", "file-name-prefix", "first-download")

@@ -15,16 +15,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .checkpoints import Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback, WeightsError, placement_hint
+from .checkpoints import (UNWRITABLE, CacheFolderError, Checkpoint, ChecksumError, MissingWeightsError,
+                          ProgressCallback, WeightsError, placement_hint)
 
 CHUNK = 1 << 20
-_UNWRITABLE = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-               errno.EROFS: "read-only file system", errno.ENOSPC: "the disk is full",
-               errno.EDQUOT: "the disk quota is used up"}
-
-
-class CacheFolderError(WeightsError):
-    """The checkpoint folder cannot be written (read-only, no permission, disk full); the message says what to do."""
 
 
 def partial_path(folder: Path, checkpoint: Checkpoint) -> Path:
@@ -38,13 +32,13 @@ def download(checkpoint: Checkpoint, folder: Path, progress: ProgressCallback | 
     try:
         return _download(checkpoint, folder, progress)
     except OSError as error:  # network failures are WeightsErrors already: this is the folder
-        if error.errno not in _UNWRITABLE:
+        if error.errno not in UNWRITABLE:
             raise
         if error.errno in (errno.ENOSPC, errno.EDQUOT):  # give the space back; the download starts over next time
             partial_path(folder, checkpoint).unlink(missing_ok=True)
         raise CacheFolderError(
             f"Cannot save {checkpoint.filename} ({checkpoint.size_text}) in the checkpoint folder {folder}: "
-            f"{_UNWRITABLE[error.errno]}. Make that folder writable or free some space, or point TORCH_HOME (the "
+            f"{UNWRITABLE[error.errno]}. Make that folder writable or free some space, or point TORCH_HOME (the "
             f"cache) or CVPG_HOME (a folder of your own) at a writable one; or download it on another machine "
             f"(`python app.py download {checkpoint.name}`) and copy the file into one of them.") from None
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoints import Checkpoint, MissingWeightsError, ProgressCallback, WeightsError, home_dir, is_offline
+from .checkpoints import (UNWRITABLE, CacheFolderError, Checkpoint, MissingWeightsError, ProgressCallback,
+                          WeightsError, home_dir, is_offline)
 
 _REVISION = "main"
 _CONFIG_FILES = ("config.json", "preprocessor_config.json")
@@ -91,6 +92,13 @@ def _download(checkpoint: Checkpoint, progress: ProgressCallback | None) -> Path
             if _complete(folder):
                 break
     except Exception as error:  # huggingface_hub raises many kinds (HTTP, connection, missing entry)
+        if isinstance(error, OSError) and error.errno in UNWRITABLE:  # the cache folder, not the network
+            raise CacheFolderError(
+                f"Cannot save {checkpoint.repo} ({_size_text(checkpoint)}) in the Hugging Face cache {cache_dir()}: "
+                f"{UNWRITABLE[error.errno]}. Make that folder writable or free some space, or point HF_HOME (or "
+                f"HF_HUB_CACHE) at a writable one; or copy the repository's files into "
+                f"$CVPG_HOME/{checkpoint.filename}."
+            ) from None
         raise MissingWeightsError(
             f"Could not download {checkpoint.name} from {checkpoint.url} ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). " + _placement_hint(checkpoint)

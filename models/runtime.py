@@ -12,6 +12,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from . import cancel
+
 _DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 _preference = "auto"
 
@@ -103,6 +105,7 @@ def prepare(net: torch.nn.Module, dev: torch.device, half: bool = True) -> torch
     `half=False` keeps fp32 for networks that are not stable in half precision.
     """
     net.eval().requires_grad_(False).to(dev)
+    cancel.watch(net)  # a server job's Stop, hang-up or time limit takes effect between layers, for every model
     if dev.type == "cuda":
         net.to(memory_format=torch.channels_last)  # faster convolutions on tensor cores
     if half and half_precision(dev):

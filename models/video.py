@@ -45,11 +45,14 @@ def read_frames(source: str | Path) -> Iterator[np.ndarray]:
     the first frame): for a first pass that only looks, such as a detector run before a video is written."""
     capture = cv2.VideoCapture(str(source))
     try:
-        _probe(capture, Path(source).name)
+        info = _probe(capture, Path(source).name)
+        done = 0
         while True:
+            cancel.check(done, info.frames, "frame")  # a Stop, a hang-up or the time limit ends this pass too
             ok, bgr = capture.read()
             if not ok:
                 return
+            done += 1
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     finally:
         capture.release()

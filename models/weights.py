@@ -14,9 +14,9 @@ import threading
 from pathlib import Path
 
 from . import downloads, hub
-from .checkpoints import (HASH_ORIGINS, Checkpoint, ChecksumError, MissingWeightsError, ProgressCallback,  # noqa: F401
-                          WeightsError, cache_dir, catalogue, get, home_dir, is_offline, offline_message,
-                          placement_hint, register, set_offline)
+from .checkpoints import (HASH_ORIGINS, UNWRITABLE, CacheFolderError, Checkpoint, ChecksumError,  # noqa: F401
+                          MissingWeightsError, ProgressCallback, WeightsError, cache_dir, catalogue, get, home_dir,
+                          is_offline, offline_message, placement_hint, register, set_offline)
 
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, so a file is hashed once per process
 _locks: dict[str, threading.Lock] = {}
@@ -116,8 +116,15 @@ def _unreadable(path: Path) -> str | None:
 def _move_aside(path: Path) -> Path:
     """Rename a bad file to `<name>.corrupt` (and drop its recorded hash) so it is never loaded again."""
     aside = path.with_name(path.name + ".corrupt")
-    os.replace(path, aside)
-    _sidecar(path).unlink(missing_ok=True)
+    try:
+        os.replace(path, aside)
+        _sidecar(path).unlink(missing_ok=True)
+    except OSError as error:  # a read-only cache: the bad file stays, so say which one to delete
+        raise CacheFolderError(
+            f"{path.name} in {path.parent} is damaged or is not the published file, and it cannot be moved aside "
+            f"({UNWRITABLE.get(error.errno, error.strerror)}). Delete it"
+            f"{' and ' + _sidecar(path).name if _sidecar(path).exists() else ''} by hand or make the folder "
+            "writable, then download it again.") from None
     return aside
 
 

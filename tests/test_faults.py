@@ -81,6 +81,39 @@ def test_watch_stops_a_forward_pass_between_layers():
     assert len(calls) == 3
 
 
+def test_every_prepared_model_stops_between_layers():
+    """runtime.prepare watches every network the app loads, not only the super-resolution ones."""
+    from models import runtime
+
+    net = runtime.prepare(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.ReLU()), torch.device("cpu"))
+    token = cancel.Token()
+    token.cancel("Stopped by the test.")
+    assert net(torch.zeros(1, 3, 2, 2)).shape == (1, 3, 2, 2)  # outside a job it simply runs
+    with cancel.job(token), pytest.raises(cancel.Cancelled, match="Stopped by the test"):
+        net(torch.zeros(1, 3, 2, 2))
+
+
+def test_reading_a_video_stops_with_its_job(tmp_path):
+    """The look-only first pass over a clip (face-deid's detector) stops between frames too."""
+    import cv2
+
+    from models import video
+
+    clip = tmp_path / "clip.webm"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"VP80"), 10, (32, 24))
+    for value in range(20):
+        writer.write(np.full((24, 32, 3), value * 10, np.uint8))
+    writer.release()
+    assert sum(1 for _ in video.read_frames(clip)) == 20
+    token, seen = cancel.Token(), 0
+    with cancel.job(token), pytest.raises(cancel.Cancelled):
+        for _ in video.read_frames(clip):
+            seen += 1
+            if seen == 3:
+                token.cancel("Stopped.")
+    assert seen == 3
+
+
 def test_each_thread_sees_its_own_job():
     seen = {}
 
@@ -142,6 +175,44 @@ def test_an_unwritable_checkpoint_folder_says_which_and_what_to_do(tmp_path, mon
     assert str(folder) in message and "TORCH_HOME" in message and "CVPG_HOME" in message
     assert "python app.py download srgan-x4" in message
     assert isinstance(failure.value, weights.WeightsError)  # the UI shows it as it is, in one line
+
+
+def test_a_damaged_file_in_a_read_only_cache_says_which_file_to_delete(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    bad = folder / "netG_epoch_4_100.pth"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(weights, "cache_dir", lambda: folder)
+    monkeypatch.setattr(weights, "cached_path", lambda checkpoint: bad)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(weights.os, "replace", read_only)  # root ignores chmod: refuse the rename itself
+    with pytest.raises(downloads.CacheFolderError) as failure:
+        weights.fetch(_srgan_entry())
+    message = str(failure.value)
+    assert "netG_epoch_4_100.pth" in message and "Delete it" in message and "read-only file system" in message
+    assert bad.exists()  # nothing was loaded, nothing deleted behind the person's back
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.ENOSPC])
+def test_an_unwritable_hugging_face_cache_says_what_to_do(monkeypatch, code):
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    from models import hub
+    from models.checkpoints import Checkpoint
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, "refused")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    entry = Checkpoint(name="panoptic-test", task="panoptic", url="https://huggingface.co/org/repo",
+                       filename="panoptic-test", sha256=None, bytes=None, license="-", source="-",
+                       kind="huggingface", repo="org/repo")
+    with pytest.raises(downloads.CacheFolderError) as failure:
+        hub._download(entry, None)
+    message = str(failure.value)
+    assert "Hugging Face cache" in message and "HF_HOME" in message and "CVPG_HOME/panoptic-test" in message
 
 
 def test_the_ui_shows_the_folder_error_without_the_server_path(tmp_path, caplog):
