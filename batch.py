@@ -263,14 +263,14 @@ class SplitVideo:
 
 
 def video_hooks(task) -> VideoHooks | None:
-    """The tab module's `analyse_frame`, `plan_frames`, `render_frame` and `video_record`, or an adapter below."""
+    """The tab module's `analyse_frame`, `plan_frames`, `render_frame` and `video_record` (None: it cannot split)."""
     from models import tasks
 
     module = importlib.import_module(f"models.tabs.{tasks.module_name(task.id)}")
     names = ("analyse_frame", "plan_frames", "render_frame", "video_record")
     if all(hasattr(module, name) for name in names):
         return VideoHooks(*(getattr(module, name) for name in names))
-    return _ADAPTERS.get(task.id)
+    return None
 
 
 def split_video(task, job: Job, source: str, workers: int) -> SplitVideo | Outcome | None:
@@ -343,45 +343,3 @@ def join_ranges(task, job: Job, source: str, split: SplitVideo, ranges: Iterable
         record["device"] = split.device  # where the frames were processed, not this machine
     path = outputs.write_video_record(target, source, record, job.options, outputs.elapsed_ms(split.started))
     return Outcome(source, "done", "video", frames=info.frames, output=str(path))
-
-
-# face-deid's run_video in the three steps, until the tab module offers them itself (video_hooks prefers its own).
-def _face_analyse(model: str, checkpoint: str | None = None, **options) -> Callable:
-    from models import face_hold
-    from models.tabs import face_deid
-
-    def faces(rgb):
-        found = face_deid.detect(rgb, model, checkpoint, options["score_threshold"], options["nms_iou"],
-                                 options["working_side"], options["min_face"])
-        return face_hold.FrameFaces(found.boxes, found.landmarks)
-
-    return faces
-
-
-def _face_plan(analyses: list, **options) -> list:
-    from models import face_hold
-
-    return face_hold.hold(analyses, options["hold_frames"])
-
-
-def _face_render(model: str, checkpoint: str | None = None, **options) -> Callable:
-    from models import anonymize
-    from models.tabs import face_deid
-
-    style = face_deid.style_from(options)
-    return lambda rgb, faces: (anonymize.anonymize(rgb, faces.boxes, faces.landmarks, style), faces)
-
-
-def _face_record(info, hidden: list, model: str, target, **options) -> dict:
-    from models import runtime
-    from models.tabs import face_deid
-
-    counts = [len(faces) - faces.held for faces in hidden]
-    return {"task": face_deid.TASK_ID, "model": model, "device": runtime.describe(runtime.device()), "fps": info.fps,
-            "frames": info.frames, "size": [info.width, info.height], "faces_per_frame": counts,
-            "held_per_frame": [faces.held for faces in hidden], "hold_frames": options["hold_frames"],
-            "max_faces": max(counts), "style": asdict(face_deid.style_from(options)), "audio": "dropped",
-            "output": str(target), "verification": "photos only: three detector passes per frame would triple the time"}
-
-
-_ADAPTERS = {"face-deid": VideoHooks(_face_analyse, _face_plan, _face_render, _face_record)}

@@ -69,6 +69,11 @@ def needed_checkpoints(tab: str, model: str) -> tuple[str, ...]:
 
         if model == fan.MODEL:  # FAN finds its faces with the tab's RetinaFace first
             names.append(tasks.get_task(tab).option("face_detector").default)
+    if tab == "face-deid" and names:
+        from models import face_verify
+
+        verifier = face_verify.VERIFIER[model]  # `verify`, on by default, runs the other detector on the result
+        names += [verifier] if verifier in known else []
     if not names:
         raise KeyError(f"no catalogue entry for {tab} model {model!r}: teach doctor.needed_checkpoints its name")
     return tuple(names)

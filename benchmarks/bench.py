@@ -143,6 +143,27 @@ def write_section(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def merge_section(path: Path, rows: list[dict], repeats: int) -> str:
+    """The table already in `path` with these rows measured anew: a row of the same task and model is replaced, a new
+    one added after the last row, and the header says which rows are from this run. Returns the merged text."""
+    old = path.read_text()
+    if SECTION_START not in old:
+        return table(rows, repeats)
+    lines = old.split(SECTION_START, 1)[1].split(SECTION_END, 1)[0].strip("\n").splitlines()
+    key = lambda line: tuple(cell.strip() for cell in line.split("|")[1:3])  # noqa: E731 (task, model)
+    is_row = lambda line: line.startswith("| ") and not line.startswith(("| task", "|---"))  # noqa: E731
+    fresh = {key(line): line for line in table(rows, repeats).splitlines() if is_row(line)}
+    merged = [fresh.pop(key(line), line) if is_row(line) else line for line in lines]
+    for row_key, line in fresh.items():  # a new model goes after the last row of its task (or of the table)
+        rows_at = [i for i, old_line in enumerate(merged) if is_row(old_line)]
+        same_task = [i for i in rows_at if key(merged[i])[0] == row_key[0]]
+        merged.insert((same_task or rows_at)[-1] + 1, line)
+    names = ", ".join(f"{row['task']}/{row['model']}" for row in rows)
+    merged.insert(1, f"\nRe-measured {time.strftime('%Y-%m-%d')} (medians of {repeats} runs, device "
+                     f"{rows[0]['device']}, torch threads {rows[0]['threads']}): {names}.")
+    return "\n".join(merged)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -152,6 +173,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=list(tasks.TABS), help="tabs to measure (default: all)")
     parser.add_argument("--models", nargs="*", help="only these models (default: every model of the chosen tabs)")
     parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--merge", action="store_true", help="with --markdown: replace or add only the measured rows "
+                        "in the table already there")
     parser.add_argument("--one", nargs=2, metavar=("TASK", "MODEL"), help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
 
@@ -172,10 +195,14 @@ def main() -> int:
                 continue
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"measured {task}/{model_name}", file=sys.stderr)
+    if not rows:
+        print("nothing was measured", file=sys.stderr)
+        return 1
     text = table(rows, args.repeats)
     print(text)
     if args.markdown:
-        write_section(Path(args.markdown), text)
+        path = Path(args.markdown)
+        write_section(path, merge_section(path, rows, args.repeats) if args.merge else text)
     return 0
 
 

@@ -76,7 +76,7 @@ def timed(task, path: Path, values: dict) -> tuple[float, float, tuple[int, int]
     started = time.perf_counter()
     loaded = images.load(path, max_side=task.max_side)
     decoded = time.perf_counter()
-    task.run(loaded, **values)
+    task.run(loaded, **{**task.defaults(), **values})
     return decoded - started, time.perf_counter() - decoded, loaded.size
 
 

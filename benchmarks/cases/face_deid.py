@@ -22,6 +22,6 @@ def case(model_name: str, width: int = 640, height: int = 480) -> Case:
     if source == RANDOM:  # random heads "detect" thousands of faces: decoding and hiding them says nothing
         return Case(net, source, (width, height), forward, None, None)
     loaded = images.load(rgb)
-    options = {**face_deid.TASK.defaults(), "show_detections": False}  # as a live frame runs it
+    options = {**face_deid.TASK.defaults(), "show_detections": False, "verify": False}  # as a live frame runs it
     return Case(net, source, (width, height), forward, lambda: retinaface.predict(net, rgb),
                 lambda: face_deid.TASK.run(loaded, model=model_name, **options))
