@@ -278,7 +278,7 @@ def table(results: list[dict], notes: list[str], seconds: float, baseline: str |
         return "-" if value is None else f"{value:.{digits}f}"
 
     lines = [START,
-             f"Measured {date.today().isoformat()} on {os.cpu_count()} CPU cores shared with other jobs (load average "
+             f"Measured {date.today().isoformat()} on {os.cpu_count()} CPU cores, browser and server on the same cores (load average "
              f"{min(r['load'] for r in results):.1f}-{max(r['load'] for r in results):.1f} during the rows), "
              f"headless Chromium with its fake camera, {seconds:.0f} s per row after a {WARM_UP_S:.0f} s warm-up, "
              f"{'tabs ' + tabs if tabs else 'the whole app'} served, {_live_threads()} torch thread(s) per live frame"
