@@ -128,10 +128,21 @@ def test_only_the_tabs_are_public_api(served_app):
         assert not [p["parameter_name"] for p in parameters if p["parameter_name"].startswith("param_")], name
         required = [p["parameter_name"] for p in parameters if not p["parameter_has_default"]]
         assert required == ["image"] if name in tabs else len(required) <= 1, (name, required)  # or the video
-    # An API caller starts from this device's defaults, like the UI and the command line: a CPU here.
-    defaults = {p["parameter_name"]: p["parameter_default"] for p in api["named_endpoints"]["/instance"]["parameters"]
-                if p["parameter_has_default"]}
-    assert defaults["working_size"] == 800 and defaults["rpn_top_n"] == 1000
+    # An API caller (and the UI, whose widgets these defaults are) starts from the command line's defaults on this
+    # device: a CPU here, so the instance tab's reduced working size.
+    from models import tasks
+
+    for tab, endpoint, *_ in CASES:
+        task = tasks.get_task(tab)
+        defaults = {p["parameter_name"]: p["parameter_default"]
+                    for p in api["named_endpoints"][endpoint]["parameters"] if p["parameter_has_default"]}
+        for name, expected in task.defaults().items():
+            if name in defaults:
+                assert task.option(name).coerce(defaults[name]) == expected, (endpoint, name, defaults[name])
+        assert defaults["model"] == task.default_model, endpoint
+    instance_defaults = {p["parameter_name"]: p["parameter_default"]
+                         for p in api["named_endpoints"]["/instance"]["parameters"] if p["parameter_has_default"]}
+    assert instance_defaults["working_size"] == 800 and instance_defaults["rpn_top_n"] == 1000
 
 
 def test_widgets_start_from_the_device_default(monkeypatch):
