@@ -26,7 +26,6 @@ import gpu
 from models import budget, cancel, images, weights
 from models.tasks import OptionError, Task
 
-LIVE_MAX_SIDE = 640  # webcam frames are scaled to at most this before the tab's own limit
 LIVE_STREAM_EVERY = 0.1  # seconds between captured frames (frames are dropped, not queued, while one is running)
 LIVE_TIME_LIMIT = 60  # seconds one viewer may hold a worker before rejoining the queue
 MODEL_CONCURRENCY_ID = "models"  # every model tab shares one pool of workers

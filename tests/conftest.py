@@ -128,3 +128,19 @@ def random_srgan_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("user-checkpoints") / "my_srgan_x4.pth"
     torch.save(SRGANGenerator(scale=4).state_dict(), path)
     return path
+
+
+@pytest.fixture
+def main(capsys):
+    """`python app.py ...` in this process: (exit code, stdout, stderr); the offline switch and device are restored."""
+    import app
+    from models import runtime, weights
+
+    def run(*args):
+        code = app.main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    yield run
+    weights.set_offline(True)
+    runtime.set_device_preference("auto")

@@ -108,22 +108,6 @@ def test_cli_predict_writes_images_and_json(tmp_path, scene_png):
     assert Image.open(record["files"]["model"]).size == (64, 48)
 
 
-@pytest.fixture
-def main(capsys):
-    """`python app.py ...` in this process: (exit code, stdout, stderr); the session's offline switch is restored."""
-    import app
-    from models import runtime, weights
-
-    def run(*args):
-        code = app.main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    weights.set_offline(True)
-    runtime.set_device_preference("auto")
-
-
 def test_cli_predict_with_real_srgan_offline(shared_weights, shared, tmp_path, main):
     code, _, err = main("predict", "super-resolution", str(shared / "images/sr/baboon_lq.png"), "--model", "srgan-x4",
                         "-o", str(tmp_path), "--offline")

@@ -42,20 +42,6 @@ def _bounded():
 
 
 @pytest.fixture
-def main(capsys):
-    from models import runtime, weights
-
-    def run(*args):
-        code = app.main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    yield run
-    weights.set_offline(True)
-    runtime.set_device_preference("auto")
-
-
-@pytest.fixture
 def one_thread():
     """Ray gives each of the 2 workers one core; predict runs with as many threads, so the float maths match."""
     before = torch.get_num_threads()

@@ -569,16 +569,6 @@ def test_centerface_finds_the_waving_persons_face(shared_weights, shared):
     assert abs(centroid[0] - center_x) < 4 and abs(centroid[1] - center_y) < 4
 
 
-@pytest.fixture
-def main(capsys):
-    """`python app.py ...` in this process, giving (exit code, stdout, stderr); the offline switch is restored after."""
-    import app
-
-    yield lambda *args: (app.main(list(args)), *capsys.readouterr())
-    weights.set_offline(True)
-    runtime.set_device_preference("auto")
-
-
 def test_the_predict_command_runs_centerface(shared_weights, shared, main, tmp_path):
     photo = shared / "images" / "people_demo.jpg"
     code, out, err = main("predict", "keypoint-detectors", str(photo), "--model", "centerface", "--offline",
