@@ -136,8 +136,9 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-def build_app(tabs: list[str] | None = None):
-    """The Blocks app with `tabs` (tab ids, in that order; default: every tab of models.tasks.TABS)."""
+def build_app(tabs: list[str] | None = None, start_models: dict[str, str] | None = None):
+    """The Blocks app with `tabs` (tab ids, in that order; default: every tab of models.tasks.TABS); `start_models`
+    maps a tab to the model its menu opens on (a talk's `--tabs tab:model`; default: the tab's default model)."""
     import importlib
 
     import gradio as gr
@@ -159,9 +160,19 @@ def build_app(tabs: list[str] | None = None):
         from models import runtime
 
         gr.Markdown(f"Models run on **{runtime.describe(runtime.device())}**.", elem_id="device-line")
+    _open_on(app, start_models or {})
     gpu.register(tabs)  # on a ZeroGPU Space, the GPU functions must exist before launch
     app.queue(default_concurrency_limit=2, max_size=64)
     return app
+
+
+def _open_on(app, start_models: dict[str, str]) -> None:
+    """Set each tab's model menu (elem_id "<tab>-model") to its chosen model before the page is first served."""
+    from models import tasks
+
+    menus = {block.elem_id: block for block in app.blocks.values() if getattr(block, "elem_id", None)}
+    for tab, model in start_models.items():
+        menus[f"{tab}-model"].value = tasks.get_task(tab).check_model(model)
 
 
 def launch(app, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, **extra):
@@ -207,7 +218,9 @@ def serve(args) -> int:
         print("ZeroGPU Space: each model call runs under spaces.GPU")
     if args.preload:
         _preload(selection)
-    launch(build_app(list(selection) if selection else None), args.host, args.port, args.share, mcp_server=args.mcp)
+    start_models = {tab: named[0] for tab, named in (selection or {}).items() if named}  # tab:model opens on it
+    launch(build_app(list(selection) if selection else None, start_models), args.host, args.port, args.share,
+           mcp_server=args.mcp)
     return 0
 
 

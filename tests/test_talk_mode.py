@@ -79,6 +79,18 @@ def test_build_app_with_tabs_has_exactly_those_tabs_in_that_order():
         app.build_app(tabs=["no-such-tab"])
 
 
+def test_a_tab_named_with_its_model_opens_on_that_model():
+    """`--tabs keypoint-detectors:centerface`: the page (and the API's default) starts on CenterFace, not CenterNet."""
+    import app
+
+    blocks = app.build_app(["face-deid", "keypoint-detectors"], {"keypoint-detectors": "centerface"})
+    menus = {block.elem_id: block for block in blocks.blocks.values() if getattr(block, "elem_id", None)}
+    assert menus["keypoint-detectors-model"].value == "centerface"
+    assert menus["face-deid-model"].value == "retinaface-mnet"  # a tab named without a model keeps its default
+    config_values = {c["props"].get("elem_id"): c["props"].get("value") for c in blocks.get_config_file()["components"]}
+    assert config_values["keypoint-detectors-model"] == "centerface"  # what the page is served
+
+
 def test_tabs_flag_parses_tabs_and_models():
     import app
     import doctor
