@@ -65,6 +65,16 @@ def _doctor(args) -> int:
     return doctor.run(args)
 
 
+def run_arguments(parser: argparse.ArgumentParser, inputs_help: str, output_help: str) -> None:
+    """What `predict` and `batch` both take: a tab, its inputs, an output folder, the model and its options."""
+    parser.add_argument("task", help="tab id, e.g. super-resolution")
+    parser.add_argument("inputs", nargs="+", help=inputs_help)
+    parser.add_argument("-o", "--output", required=True, help=output_help)
+    parser.add_argument("--model", help="model name (default: the tab's default)")
+    parser.add_argument("--checkpoint", help="your own checkpoint file in the model's official format")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a tab option")
+
+
 def _parser() -> argparse.ArgumentParser:
     def common(parser: argparse.ArgumentParser, defaults: bool) -> None:
         # The same flags work before or after the sub-command; only the top level sets defaults.
@@ -93,15 +103,12 @@ def _parser() -> argparse.ArgumentParser:
 
     predict_parser = sub.add_parser("predict", help="run a tab's pipeline on files")
     common(predict_parser, False)
-    predict_parser.add_argument("task", help="tab id, e.g. super-resolution")
-    predict_parser.add_argument("inputs", nargs="+", help="image files (and video files for face-deid)")
-    predict_parser.add_argument("-o", "--output", required=True, help="folder for the results")
-    predict_parser.add_argument("--model", help="model name (default: the tab's default)")
-    predict_parser.add_argument("--checkpoint", help="your own checkpoint file in the model's official format")
-    predict_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a tab option")
+    run_arguments(predict_parser, "image files (and video files for face-deid)", "folder for the results")
     batch_parser = sub.add_parser("batch", help="run a tab over a folder of photos and videos, resumably, on every "
                                   "core and GPU or a cluster (with Ray: requirements-scale.txt)")
     common(batch_parser, False)
+    run_arguments(batch_parser, "a folder (its photos and videos) or a glob ('photos/**/*.jpg')",
+                  "folder for the results and batch-summary.json")
     import batch
 
     batch.add_arguments(batch_parser)

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import outputs
 
@@ -31,12 +31,7 @@ MIN_RANGE = 16  # frames; shorter ranges cost more in start-up than they gain
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("task", help="tab id, e.g. face-deid")
-    parser.add_argument("inputs", nargs="+", help="a folder (its photos and videos) or a glob ('photos/**/*.jpg')")
-    parser.add_argument("-o", "--output", required=True, help="folder for the results and batch-summary.json")
-    parser.add_argument("--model", help="model name (default: the tab's default)")
-    parser.add_argument("--checkpoint", help="your own checkpoint file in the model's official format")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a tab option")
+    """The batch command's own flags (the tab, inputs, output, model and options are app.run_arguments)."""
     parser.add_argument("--workers", type=int, default=0,
                         help="model instances (default: one per GPU, else one per CPU core)")
     parser.add_argument("--address", help="join this Ray cluster instead of starting a runtime here: auto on one of "
@@ -295,27 +290,6 @@ def plan_ranges(frames: int, workers: int, range_frames: int = 0) -> list[tuple[
         range_frames = math.ceil(frames / max(min(2 * workers, frames // MIN_RANGE), 1))
     starts = list(range(0, frames, max(range_frames, 1))) or [0]
     return list(zip(starts, [*starts[1:], None]))
-
-
-def read_range(path, start: int, count: int | None) -> Iterator:
-    """RGB frames start, start+1, ... of the video at `path` (`count` of them, or to the end), decoded from the
-    first frame on as a whole run decodes them (seeking can land on other frames in some containers)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        skipped = 0
-        while skipped < start and capture.grab():
-            skipped += 1
-        read = 0
-        while count is None or read < count:
-            ok, bgr = capture.read()
-            if not ok:
-                return
-            read += 1
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
 
 
 def join_ranges(task, job: Job, source: str, split: SplitVideo, ranges: Iterable[tuple[list, list]]) -> Outcome:

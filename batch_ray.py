@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import outputs
-from batch import BatchError, Job, Outcome, SplitVideo, join_ranges, read_range, split_video, video_hooks
+from batch import BatchError, Job, Outcome, SplitVideo, join_ranges, split_video, video_hooks
+from models import video
 
 ROOT = Path(__file__).resolve().parent
 # Ray looks up this machine's outward address unless told it runs alone; a local runtime then stays on 127.0.0.1.
@@ -89,13 +90,15 @@ class ModelWorker:
         """What each frame of [start, stop) holds (face-deid: the faces found), for the driver's plan."""
         analyse = video_hooks(self.task).analyse(self.job.model, self.job.checkpoint, **options)
         with _LocalCopy(source, data) as path:
-            return [analyse(rgb) for rgb in read_range(path or source, start, None if stop is None else stop - start)]
+            frames = video.read_frames(path or source, start, None if stop is None else stop - start)
+            return [analyse(rgb) for rgb in frames]
 
     def render(self, options: dict, source: str, start: int, plans: list, data: bytes | None = None):
         """Frames start.. of a video rendered from their plans (face-deid: the faces to hide, hold included)."""
         render = video_hooks(self.task).render(self.job.model, self.job.checkpoint, **options)
         with _LocalCopy(source, data) as path:
-            pairs = [render(rgb, plan) for rgb, plan in zip(read_range(path or source, start, len(plans)), plans)]
+            frames = video.read_frames(path or source, start, len(plans))
+            pairs = [render(rgb, plan) for rgb, plan in zip(frames, plans)]
         return [image for image, _ in pairs], [extra for _, extra in pairs], self.device
 
 

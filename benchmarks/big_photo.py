@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
+
+from benchmarks import results
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## A 108-megapixel photo"
 BIG = (12000, 9000)
 
@@ -118,17 +118,6 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next "## " heading), or append it."""
-    old = path.read_text() if path.exists() else ""
-    start = old.find(SECTION)
-    if start < 0:
-        path.write_text(old.rstrip("\n") + "\n\n" + text)
-        return
-    end = old.find("\n## ", start + len(SECTION))
-    path.write_text(old[:start] + text + (old[end:] if end >= 0 else ""))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -140,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(measure(args.repeats))
     print(text)
     if args.markdown:
-        write_section(text, args.markdown)
+        results.write_heading_section(SECTION, text, args.markdown)
     return 0
 
 

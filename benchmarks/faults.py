@@ -28,9 +28,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from benchmarks import results
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Load and faults"
 
 
@@ -339,17 +340,6 @@ def disk(server: Server, api: Api, numbers: Numbers, total: int, done: int, boun
                 + f" (bound {bound / 1e6:.0f} MB)")
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the "## Load and faults" section of RESULTS.md (or append it at the end), nothing else."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
-        tail = rest[rest.index("\n## "):] if "\n## " in rest else ""
-        path.write_text(head + text.rstrip() + "\n" + tail)
-    else:
-        path.write_text(old.rstrip() + "\n\n" + text.rstrip() + "\n")
-
-
 def render(numbers: Numbers, machine: str) -> str:
     lines = [SECTION, "",
              f"`python -m benchmarks.faults` on {machine}: the app serving super-resolution and face "
@@ -391,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(numbers, f"{os.cpu_count()} CPU cores (no GPU), load average {os.getloadavg()[0]:.0f}")
     print(text)
     if not args.quick:
-        write_section(text)
+        results.write_heading_section(SECTION, text)
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+import assets
+
 from models.tasks import Option, Task, on_accelerator
 
 RADIO_MAX_CHOICES = 5  # more choices than this become a dropdown
@@ -45,3 +47,9 @@ def model_widget(task: Task, labels: dict[str, str] | None = None, label: str = 
     labels = labels or {}
     return gr.Dropdown([(labels.get(name, name), name) for name in task.models], value=task.default_model,
                        label=label, elem_id=f"{task.id}-model")
+
+
+def scene_examples(image: gr.Image) -> gr.Examples:
+    """Two everyday scenes (scikit-image's astronaut and coffee photos) for the tabs that find objects in a photo."""
+    return gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [image],
+                       label="Examples (scikit-image sample photos, public domain / CC0)")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-import assets
 from models import instances, maskrcnn, yolact
 
 from . import _layout, _live, _ui, _widgets
@@ -35,8 +34,7 @@ def build() -> None:
         with gr.Accordion("Speed and the proposals view", open=False):
             options |= _widgets.option_widgets(task, ("working_size", "proposals", "rpn_top_n"))
         run = gr.Button("Segment", variant="primary", elem_id=f"{ID}-run")
-        gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
-                    label="Examples (scikit-image sample photos, public domain / CC0)")
+        _widgets.scene_examples(panel.image)
     with layout.outputs():
         slider = gr.ImageSlider(label="Photo (left) vs instances (right)", format="png", type="numpy",
                                 elem_id=f"{ID}-slider", max_height=560)

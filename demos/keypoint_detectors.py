@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-import assets
 from models.tabs import keypoint_detectors as tab
 
 from . import _layout, _live, _ui, _widgets
@@ -39,8 +38,7 @@ def build() -> None:
             classes=dict(choices=["people", "vehicles", "animals", *tab.COCO_CLASSES], multiselect=True, value=[],
                          kind=gr.Dropdown))
         run = gr.Button("Detect", variant="primary", elem_id=f"{ID}-run")
-        gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
-                    label="Examples (scikit-image sample photos, public domain / CC0)")
+        _widgets.scene_examples(panel.image)
     with layout.outputs():
         slider = gr.ImageSlider(label="Photo (left) vs detections (right)", format="png", type="numpy",
                                 elem_id=f"{ID}-slider", max_height=520)

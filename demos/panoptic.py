@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-import assets
 from models import mask2former
 
 from . import _layout, _live, _ui, _widgets
@@ -28,8 +27,7 @@ def build() -> None:
         options = _widgets.option_widgets(task, ("threshold", "overlap_threshold", "mask_threshold", "opacity",
                                                  "show_labels", "working_size"))
         run = gr.Button("Segment every pixel", variant="primary", elem_id=f"{ID}-run")
-        gr.Examples([[assets.skimage_photo("astronaut")], [assets.skimage_photo("coffee")]], [panel.image],
-                    label="Examples (scikit-image sample photos, public domain / CC0)")
+        _widgets.scene_examples(panel.image)
     with layout.outputs():
         merged = gr.ImageSlider(label="Photo (left) vs panoptic map (right)", format="png", type="numpy",
                                 elem_id=f"{ID}-slider", max_height=520)

@@ -40,15 +40,22 @@ def probe(source: str | Path) -> VideoInfo:
         capture.release()
 
 
-def read_frames(source: str | Path) -> Iterator[np.ndarray]:
-    """Every RGB frame of `source`, after the same checks as `map_frames` (a clip over the limits is refused before
-    the first frame): for a first pass that only looks, such as a detector run before a video is written."""
+def read_frames(source: str | Path, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+    """The RGB frames of `source` from frame `start` on (`count` of them, or to the end), after the same checks as
+    `map_frames` (a clip over the limits is refused before the first frame): for a pass that only looks, such as a
+    detector run before a video is written, or one worker's range of a batch. Frames before `start` are decoded and
+    skipped rather than sought, so every frame is the one a whole run decodes (seeking lands elsewhere in some
+    containers)."""
     capture = cv2.VideoCapture(str(source))
     try:
         info = _probe(capture, Path(source).name)
+        skipped = 0
+        while skipped < start and capture.grab():
+            skipped += 1
+        total = count if count is not None else max(info.frames - start, 0)
         done = 0
-        while True:
-            cancel.check(done, info.frames, "frame")  # a Stop, a hang-up or the time limit ends this pass too
+        while count is None or done < count:
+            cancel.check(done, total, "frame")  # a Stop, a hang-up or the time limit ends this pass too
             ok, bgr = capture.read()
             if not ok:
                 return

@@ -28,6 +28,7 @@ from PIL import Image
 import app
 import batch
 from conftest import ROOT, SHARED
+from models import video
 
 TIMINGS = ("ms", "total_ms")
 PHOTOS = ("sr/baboon_lq.png", "sr/comic_lq.png", "odd/0014.jpg", "odd/children-alpha.png", "odd/wolf_gray.jpg")
@@ -149,10 +150,10 @@ def test_face_deid_in_ranges_and_steps_equals_its_run_video(tmp_path, shared_wei
     split = batch.SplitVideo(batch.plan_ranges(12, 1, range_frames=5), hooks, time.perf_counter())
     analyse = hooks.analyse(face_deid.DEFAULT_DETECTOR, **options)
     analyses = [analyse(rgb) for start, stop in split.ranges
-                for rgb in batch.read_range(clip, start, None if stop is None else stop - start)]
+                for rgb in video.read_frames(clip, start, None if stop is None else stop - start)]
     plans = hooks.plan(analyses, **options)
     render = hooks.render(face_deid.DEFAULT_DETECTOR, **options)
-    rendered = [list(zip(*[render(rgb, plan) for rgb, plan in zip(batch.read_range(clip, start, 5), plans[start:])]))
+    rendered = [list(zip(*[render(rgb, plan) for rgb, plan in zip(video.read_frames(clip, start, 5), plans[start:])]))
                 for start, _ in split.ranges]
     job = batch.Job("face-deid", face_deid.DEFAULT_DETECTOR, None, options, str(tmp_path / "out"))
     (tmp_path / "out").mkdir()

@@ -64,9 +64,8 @@ def run(loaded: LoadedImage, model: str = maskrcnn.DEFAULT_MODEL, checkpoint: st
         size = net.config.input_size
         network = f"network at {size}x{size}, {result.prototypes.shape[0]} prototypes"
     else:
-        network = (f"network at {found.working_size[0]}x{found.working_size[1]}, "
-                   f"{_size_choice(options['working_size'], device.type != 'cpu')}")
         record["working_size_choice"] = _size_choice(options["working_size"], device.type != "cpu")
+        network = f"network at {found.working_size[0]}x{found.working_size[1]}, {record['working_size_choice']}"
     summary = f"{model} on {record['device']}: {found_text} in {w}x{h} ({network}), {model_time['ms']:.0f} ms"
     return TaskOutput(images, record, summary)
 
